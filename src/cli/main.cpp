@@ -1,0 +1,32 @@
+// dseek: DeepSeek-architecture language models in C++. One binary, one subcommand per job.
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "core/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"dseek: train, fine-tune and run DeepSeek-V2/V3-style models (MLA + DeepSeekMoE) on CPU.\n"
+               "Run 'dseek <command> --help' for the flags of a command."};
+  app.set_version_flag("--version", "dseek 0.1.0");
+  app.require_subcommand(1);
+  app.fallthrough(false);
+  dseek::cli::add_init(app);
+  dseek::cli::add_logits(app);
+  dseek::cli::add_generate(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const dseek::Error& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "dseek: error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "dseek: error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "dseek: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,37 @@
+// Token generation for one sequence: batched prefill of the prompt, then one decode step per token through
+// the latent KV cache. Text-agnostic: stop strings are handled by the caller's on_token callback.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "inference/sampler.h"
+#include "model/forward.h"
+
+namespace dseek {
+
+struct StopConditions {
+  int64_t max_tokens = 128;
+  std::vector<int32_t> stop_ids;  // usually EOS
+};
+
+struct GenerationStats {
+  int64_t prompt_tokens = 0, generated_tokens = 0;
+  double prefill_seconds = 0, decode_seconds = 0;
+  std::string stop_reason;  // "eos", "length", "stop"
+  double prefill_tps() const { return prefill_seconds > 0 ? double(prompt_tokens) / prefill_seconds : 0; }
+  double decode_tps() const { return decode_seconds > 0 ? double(generated_tokens) / decode_seconds : 0; }
+};
+
+class Generator {
+ public:
+  explicit Generator(Forward& fwd) : fwd_(fwd) {}
+  // on_token(id) is called for every generated token (including a final stop id); returning false stops.
+  GenerationStats generate(const std::vector<int32_t>& prompt, Sampler& sampler, const StopConditions& stop,
+                           const std::function<bool(int32_t)>& on_token);
+
+ private:
+  Forward& fwd_;
+};
+
+}  // namespace dseek

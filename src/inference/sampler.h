@@ -1,0 +1,37 @@
+// Next-token sampling: repetition penalty, temperature, top-k, top-p (nucleus), min-p; greedy at temperature 0.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/rng.h"
+
+namespace dseek {
+
+struct SamplingParams {
+  float temperature = 1.0f;        // 0: greedy
+  int64_t top_k = 0;               // 0: off
+  float top_p = 1.0f;              // 1: off
+  float min_p = 0.0f;              // 0: off; keeps tokens with p >= min_p * p_max
+  float repetition_penalty = 1.0f; // 1: off; CTRL-style on logits of tokens seen in the context
+  uint64_t seed = 0;
+};
+
+class Sampler {
+ public:
+  explicit Sampler(SamplingParams p) : p_(p), rng_(p.seed) {}
+  // logits [vocab] are modified in place; `context` holds the ids seen so far (prompt and generated).
+  int32_t sample(float* logits, int64_t vocab, const std::vector<int32_t>& context);
+  const SamplingParams& params() const { return p_; }
+  Rng& rng() { return rng_; }
+
+ private:
+  SamplingParams p_;
+  Rng rng_;
+  std::vector<int32_t> order_;
+  std::vector<float> probs_;
+};
+
+// log-softmax of logits (for log-probabilities of sampled tokens).
+float log_softmax_at(const float* logits, int64_t vocab, int32_t token);
+
+}  // namespace dseek

@@ -1,0 +1,34 @@
+// MLA KV cache of one sequence: per layer and token only the normalised latent c_kv (kv_lora_rank) and the
+// rotated shared RoPE key k_pe (qk_rope_head_dim), F32.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "model/config.h"
+
+namespace dseek {
+
+class KVCache {
+ public:
+  KVCache() = default;
+  KVCache(const ModelConfig& c, int64_t layers, int64_t capacity = 256)
+      : layers_(layers), dim_(c.kv_cache_dim()), latent_(c.kv_lora_rank) {
+    reserve(capacity);
+  }
+  int64_t length() const { return length_; }
+  int64_t dim() const { return dim_; }          // kv_lora_rank + qk_rope_head_dim
+  int64_t latent_dim() const { return latent_; }
+  int64_t capacity() const { return capacity_; }
+  float* row(int64_t layer, int64_t pos) { return data_.data() + (layer * capacity_ + pos) * dim_; }
+  const float* row(int64_t layer, int64_t pos) const { return data_.data() + (layer * capacity_ + pos) * dim_; }
+  void reserve(int64_t n);
+  void set_length(int64_t n) { length_ = n; }  // after appending (or to roll back)
+  size_t bytes_per_token() const { return size_t(layers_ * dim_) * sizeof(float); }
+  size_t bytes() const { return data_.size() * sizeof(float); }
+
+ private:
+  int64_t layers_ = 0, dim_ = 0, latent_ = 0, capacity_ = 0, length_ = 0;
+  std::vector<float> data_;
+};
+
+}  // namespace dseek

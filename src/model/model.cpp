@@ -1,0 +1,176 @@
+#include "model/model.h"
+
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/fileio.h"
+#include "core/rng.h"
+
+namespace dseek {
+
+std::string resolve_model_dir(const std::string& path) {
+  if (!file_exists(path)) fail("{}: no such model folder", path);
+  if (!is_directory(path)) fail("{}: not a folder (expected config.json and *.safetensors inside)", path);
+  if (file_exists(path_join(path, "config.json"))) return path;
+  // A training run: RUN/latest names the newest complete checkpoint folder.
+  std::string latest = path_join(path, "latest");
+  if (file_exists(latest)) {
+    std::string name = read_file(latest);
+    while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+    std::string dir = path_join(path, name);
+    if (!file_exists(path_join(dir, "config.json"))) fail("{}: names {}, which has no config.json", latest, dir);
+    return dir;
+  }
+  fail("{}: no config.json (and not a training run with a 'latest' checkpoint)", path);
+}
+
+namespace {
+
+// Binds checkpoint tensors to a parameter slot, checking shape and dtype.
+void bind(const WeightFiles& files, const ModelConfig& c, ParamRef& p) {
+  if (!files.contains(p.name)) fail("{}: missing tensor '{}'", files.origin(), p.name);
+  Tensor t = files.get(p.name);
+  if (t.shape != p.shape)
+    fail("{}: tensor '{}' has shape {}, but config.json implies {}", files.origin(), p.name, shape_str(t.shape),
+         shape_str(p.shape));
+  if (!dtype_is_float(t.dtype)) fail("{}: tensor '{}' has non-float dtype {}", files.origin(), p.name, dtype_name(t.dtype));
+  if (p.role == ParamRole::Matrix) {
+    if (t.dtype == DType::F64) t = Tensor(t).to(DType::F32);
+    Linear& l = *p.linear;
+    l.weight = t;
+    const std::string sname = p.name + "_scale_inv";  // "...weight_scale_inv"
+    if (t.dtype == DType::F8_E4M3) {
+      if (!files.contains(sname)) fail("{}: FP8 tensor '{}' has no '{}'", files.origin(), p.name, sname);
+      Tensor s = files.get(sname);
+      const int64_t br = c.quantization.block_rows, bc = c.quantization.block_cols;
+      Shape want{(p.shape[0] + br - 1) / br, (p.shape[1] + bc - 1) / bc};
+      if (s.shape != want)
+        fail("{}: tensor '{}' has shape {}, expected {} for {}x{} blocks", files.origin(), sname, shape_str(s.shape),
+             shape_str(want), br, bc);
+      if (!dtype_is_float(s.dtype) || s.dtype == DType::F8_E4M3)
+        fail("{}: tensor '{}' has unsupported dtype {}", files.origin(), sname, dtype_name(s.dtype));
+      l.scale_inv = s.dtype == DType::F32 ? s : s.to(DType::F32);
+      l.block_rows = br;
+      l.block_cols = bc;
+    }
+  } else {
+    // Vectors, router and embedding: small or gathered by row; norms/router/bias as F32.
+    if (p.role == ParamRole::Embedding) {
+      if (t.dtype == DType::F8_E4M3) fail("{}: embedding '{}' in FP8 is not supported", files.origin(), p.name);
+      *p.tensor = t;
+    } else {
+      *p.tensor = t.dtype == DType::F32 ? t : t.to(DType::F32);
+    }
+  }
+}
+
+}  // namespace
+
+Model Model::load(const std::string& path, const LoadOptions& opt) {
+  const std::string dir = resolve_model_dir(path);
+  Model m;
+  m.source = dir;
+  m.config = ModelConfig::load(dir);
+  WeightFiles files = WeightFiles::open(dir);
+  const ModelConfig& c = m.config;
+  for_each_param(c, m.w, [&](ParamRef& p) { bind(files, c, p); }, ParamOptions{opt.mtp});
+  if (c.tie_word_embeddings) {
+    m.w.lm_head.weight = m.w.embed;
+  }
+  for (auto& mt : m.w.mtp) {
+    mt.embed = m.w.embed;
+    mt.head = m.w.lm_head;
+  }
+  m.rope = RopeTable(c);
+  return m;
+}
+
+Model Model::random(const ModelConfig& c, uint64_t seed, DType dtype, bool with_mtp) {
+  Model m;
+  m.config = c;
+  const double std_ = c.initializer_range;
+  uint64_t stream = 0;
+  for_each_param(c, m.w, [&](ParamRef& p) {
+    stream++;
+    Tensor t = Tensor::empty(DType::F32, p.shape);
+    float* d = t.f32();
+    const int64_t n = t.numel();
+    switch (p.role) {
+      case ParamRole::Norm:
+        std::fill(d, d + n, 1.0f);
+        break;
+      case ParamRole::RouterBias:
+        std::fill(d, d + n, 0.0f);
+        break;
+      default:
+#pragma omp parallel for schedule(static) if (n > 65536)
+        for (int64_t i = 0; i < n; i++) d[i] = float(normal_at(seed, stream, uint64_t(i)) * std_);
+    }
+    const bool keep_f32 = p.role == ParamRole::Norm || p.role == ParamRole::RouterBias || p.role == ParamRole::Router;
+    if (!keep_f32 && dtype != DType::F32) t = t.to(dtype);
+    *p.tensor = t;
+    if (p.linear) p.linear->weight = t;
+  }, ParamOptions{with_mtp});
+  if (c.tie_word_embeddings) m.w.lm_head.weight = m.w.embed;
+  for (auto& mt : m.w.mtp) {
+    mt.embed = m.w.embed;
+    mt.head = m.w.lm_head;
+  }
+  m.rope = RopeTable(c);
+  return m;
+}
+
+NamedTensors Model::hf_tensors() const {
+  NamedTensors out;
+  ModelWeights& w = const_cast<ModelWeights&>(this->w);
+  const bool mtp = !w.mtp.empty();
+  for_each_param(config, w, [&](ParamRef& p) {
+    out.emplace_back(p.name, *p.tensor);
+    if (p.linear && p.linear->weight.dtype == DType::F8_E4M3) out.emplace_back(p.name + "_scale_inv", p.linear->scale_inv);
+  }, ParamOptions{mtp});
+  if (mtp) {  // DeepSeek-V3 stores copies of the shared embedding and head with each MTP module
+    for (int64_t k = 0; k < int64_t(w.mtp.size()); k++) {
+      const std::string p = fmt::format("model.layers.{}", config.num_hidden_layers + k);
+      out.emplace_back(p + ".embed_tokens.weight", w.embed);
+      out.emplace_back(p + ".shared_head.head.weight", w.lm_head.weight);
+    }
+  }
+  return out;
+}
+
+void Model::save(const std::string& dir, std::optional<DType> dtype) const {
+  make_dirs(dir);
+  NamedTensors tensors = hf_tensors();
+  if (dtype) {
+    for (auto& [name, t] : tensors) {
+      const bool is_matrix_like = t.ndim() == 2 && name.find(".mlp.gate.weight") == std::string::npos;
+      if (is_matrix_like && t.dtype != *dtype && t.dtype != DType::F8_E4M3 && name.find("scale_inv") == std::string::npos)
+        t = t.dtype == DType::F32 ? t.to(*dtype) : t.to(DType::F32).to(*dtype);
+    }
+  }
+  nlohmann::json cj = config.to_json();
+  if (dtype) cj["torch_dtype"] = *dtype == DType::BF16 ? "bfloat16" : *dtype == DType::F16 ? "float16" : "float32";
+  save_safetensors_dir(dir, tensors, size_t(4) << 30, {{"format", "pt"}});
+  write_file_atomic(path_join(dir, "config.json"), cj.dump(2) + "\n");
+}
+
+int64_t Model::parameter_count(bool active_only) const {
+  int64_t total = 0;
+  ModelWeights& ww = const_cast<ModelWeights&>(w);
+  for_each_param(config, ww, [&](ParamRef& p) {
+    int64_t n = shape_numel(p.shape);
+    if (active_only && p.name.find(".mlp.experts.") != std::string::npos)
+      n = n * config.num_experts_per_tok / std::max<int64_t>(config.n_routed_experts, 1);
+    total += n;
+  }, ParamOptions{false});
+  return total;
+}
+
+size_t Model::weight_bytes() const {
+  size_t total = 0;
+  ModelWeights& ww = const_cast<ModelWeights&>(w);
+  for_each_param(config, ww, [&](ParamRef& p) { total += p.tensor->nbytes(); }, ParamOptions{!w.mtp.empty()});
+  return total;
+}
+
+}  // namespace dseek
