@@ -1,0 +1,80 @@
+#include "model/quantize.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/gemm.h"
+
+namespace dseek {
+
+Linear quantize_fp8(const Tensor& weight, int64_t br, int64_t bc) {
+  const Tensor w = weight.dtype == DType::F32 ? weight : weight.to(DType::F32);
+  const int64_t rows = w.dim(0), cols = w.dim(1);
+  const int64_t nbr = (rows + br - 1) / br, nbc = (cols + bc - 1) / bc;
+  Linear l;
+  l.weight = Tensor::empty(DType::F8_E4M3, {rows, cols});
+  l.scale_inv = Tensor::empty(DType::F32, {nbr, nbc});
+  l.block_rows = br;
+  l.block_cols = bc;
+  const float* src = w.f32();
+  uint8_t* q = l.weight.as<uint8_t>();
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t bi = 0; bi < nbr; bi++)
+    for (int64_t bj = 0; bj < nbc; bj++) {
+      const int64_t r0 = bi * br, r1 = std::min(rows, r0 + br), c0 = bj * bc, c1 = std::min(cols, c0 + bc);
+      float amax = 0;
+      for (int64_t r = r0; r < r1; r++)
+        for (int64_t c = c0; c < c1; c++) amax = std::max(amax, std::fabs(src[r * cols + c]));
+      const float s = amax > 0 ? amax / 448.0f : 1.0f;
+      l.scale_inv.f32()[bi * nbc + bj] = s;
+      for (int64_t r = r0; r < r1; r++)
+        for (int64_t c = c0; c < c1; c++) q[r * cols + c] = f32_to_fp8e4m3(src[r * cols + c] / s);
+    }
+  return l;
+}
+
+namespace {
+template <class F>
+void for_each_projection(Model& m, F&& f) {
+  auto ffn = [&](FFNWeights& w) {
+    f(w.gate_proj);
+    f(w.up_proj);
+    f(w.down_proj);
+  };
+  auto layer = [&](LayerWeights& L) {
+    auto& a = L.attn;
+    for (Linear* l : {&a.q_proj, &a.q_a_proj, &a.q_b_proj, &a.kv_a_proj, &a.kv_b_proj, &a.o_proj})
+      if (l->weight.data) f(*l);
+    if (L.is_moe) {
+      for (auto& e : L.moe.experts) ffn(e);
+      if (L.moe.has_shared) ffn(L.moe.shared);
+    } else {
+      ffn(L.mlp);
+    }
+  };
+  for (auto& L : m.w.layers) layer(L);
+  for (auto& mt : m.w.mtp) {
+    layer(mt.block);
+    f(mt.eh_proj);
+  }
+}
+}  // namespace
+
+void quantize_model_fp8(Model& m, int64_t br, int64_t bc) {
+  for_each_projection(m, [&](Linear& l) { l = quantize_fp8(l.weight, br, bc); });
+  m.config.quantization.fp8 = true;
+  m.config.quantization.block_rows = br;
+  m.config.quantization.block_cols = bc;
+}
+
+void dequantize_model(Model& m) {
+  for_each_projection(m, [&](Linear& l) {
+    if (l.weight.dtype != DType::F8_E4M3) return;
+    Tensor f = Tensor::empty(DType::F32, l.weight.shape);
+    MatRef::of(l).rows_to_f32(0, l.out(), f.f32());
+    l = Linear{f, Tensor{}, 128, 128};
+  });
+  m.config.quantization.fp8 = false;
+}
+
+}  // namespace dseek
