@@ -242,6 +242,17 @@ void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, c
 // ---------------------------------------------------------------------------------------------
 // Weight products
 
+void gemv_serial(const GemvJob& j) {
+  for (int64_t m = 0; m < j.M; m += kGemvMaxRows) {
+    GemvJob part = j;
+    part.M = std::min(kGemvMaxRows, j.M - m);
+    part.x = j.x + m * j.ldx;
+    part.y = j.y + m * j.ldy;
+    if (use_avx512() && gemv_avx512_supports(j.w)) gemv_rows_avx512(part, 0, j.w.rows);
+    else gemv_rows_generic(part, 0, j.w.rows);
+  }
+}
+
 void gemv_batch(const std::vector<GemvJob>& jobs) {
   if (jobs.empty()) return;
   const bool avx = use_avx512();

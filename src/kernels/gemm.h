@@ -58,6 +58,8 @@ struct GemvJob {
 };
 constexpr int64_t kGemvMaxRows = 8;
 void gemv_batch(const std::vector<GemvJob>& jobs);
+// One small product on the calling thread (for use inside parallel regions). M may exceed kGemvMaxRows.
+void gemv_serial(const GemvJob& job);
 
 // C[M,N] = alpha op(A)[M,K] op(B)[K,N] + beta C. op(A) = A^T when ta (A stored [K,M]); op(B) = B^T when tb.
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,

@@ -2,6 +2,8 @@
 // registers (BF16: shift; F16: vcvtph2ps; FP8 E4M3: exponent rebias by 2^120, then the block scale).
 #include <immintrin.h>
 
+#include <vector>
+
 #include "kernels/gemv.h"
 
 namespace dseek {
@@ -11,12 +13,6 @@ namespace {
 struct F32W {
   static __m512 load(const void* p, int64_t k, __mmask16 m) {
     return _mm512_maskz_loadu_ps(m, static_cast<const float*>(p) + k);
-  }
-};
-struct BF16W {
-  static __m512 load(const void* p, int64_t k, __mmask16 m) {
-    __m256i h = _mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(p) + k);
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
   }
 };
 struct F16W {
@@ -38,62 +34,123 @@ struct FP8W {
 
 inline __mmask16 tail_mask(int64_t rem) { return rem >= 16 ? __mmask16(0xffff) : __mmask16((1u << rem) - 1); }
 
-// Rows [n, n+R) of w against activation rows [m0, m0+MM).
-template <class W, int R, int MM>
-inline void block(const GemvJob& j, int64_t n, int64_t m0) {
+// One weight row against activation rows [m0, m0+MM): the row is read front to back (sequential memory, which
+// the hardware prefetcher follows; interleaving several short rows defeats it), with U independent
+// accumulators per activation row to cover the FMA latency.
+template <class W, int MM>
+inline void row_dot(const GemvJob& j, int64_t n, int64_t m0) {
+  constexpr int U = 4;
   const int64_t K = j.w.cols;
   const size_t esz = dtype_size(j.w.dtype);
-  const uint8_t* base = static_cast<const uint8_t*>(j.w.data);
+  const void* row = static_cast<const uint8_t*>(j.w.data) + size_t(n) * size_t(j.w.ld) * esz;
   const bool fp8 = j.w.dtype == DType::F8_E4M3;
-  __m512 acc[MM][R];
+  const float* srow = fp8 ? j.w.scale_inv + ((j.w.row0 + n) / j.w.block_rows) * j.w.scale_ld : nullptr;
+  const float* x = j.x + m0 * j.ldx;
+  const int64_t ldx = j.ldx;
+  __m512 acc[MM][U];
   for (int m = 0; m < MM; m++)
-    for (int r = 0; r < R; r++) acc[m][r] = _mm512_setzero_ps();
-  const void* rows[R];
-  const float* srow[R];
-  for (int r = 0; r < R; r++) {
-    rows[r] = base + size_t(n + r) * size_t(j.w.ld) * esz;
-    if (fp8) srow[r] = j.w.scale_inv + ((j.w.row0 + n + r) / j.w.block_rows) * j.w.scale_ld;
+    for (int u = 0; u < U; u++) acc[m][u] = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 16 * U <= K; k += 16 * U) {
+    for (int u = 0; u < U; u++) {
+      __m512 w = W::load(row, k + 16 * u, 0xffff);
+      if (fp8) w = _mm512_mul_ps(w, _mm512_set1_ps(srow[(j.w.col0 + k + 16 * u) / j.w.block_cols]));
+      for (int m = 0; m < MM; m++) acc[m][u] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x + m * ldx + k + 16 * u), acc[m][u]);
+    }
   }
-  for (int64_t k = 0; k < K; k += 16) {
+  for (; k < K; k += 16) {
     const __mmask16 mask = tail_mask(K - k);
-    __m512 wv[R];
-    for (int r = 0; r < R; r++) {
-      wv[r] = W::load(rows[r], k, mask);
-      if (fp8) wv[r] = _mm512_mul_ps(wv[r], _mm512_set1_ps(srow[r][(j.w.col0 + k) / j.w.block_cols]));
-    }
-    for (int m = 0; m < MM; m++) {
-      __m512 xv = _mm512_maskz_loadu_ps(mask, j.x + (m0 + m) * j.ldx + k);
-      for (int r = 0; r < R; r++) acc[m][r] = _mm512_fmadd_ps(wv[r], xv, acc[m][r]);
-    }
+    __m512 w = W::load(row, k, mask);
+    if (fp8) w = _mm512_mul_ps(w, _mm512_set1_ps(srow[(j.w.col0 + k) / j.w.block_cols]));
+    for (int m = 0; m < MM; m++) acc[m][0] = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(mask, x + m * ldx + k), acc[m][0]);
   }
   for (int m = 0; m < MM; m++) {
+    const float s = _mm512_reduce_add_ps(
+        _mm512_add_ps(_mm512_add_ps(acc[m][0], acc[m][1]), _mm512_add_ps(acc[m][2], acc[m][3])));
     float* y = j.y + (m0 + m) * j.ldy + n;
-    for (int r = 0; r < R; r++) {
-      float s = _mm512_reduce_add_ps(acc[m][r]);
-      y[r] = j.accumulate ? y[r] + s : s;
-    }
+    *y = j.accumulate ? *y + s : s;
   }
 }
 
-template <class W, int MM>
-void rows_m(const GemvJob& j, int64_t n0, int64_t n1, int64_t m0) {
-  int64_t n = n0;
-  for (; n + 4 <= n1; n += 4) block<W, 4, MM>(j, n, m0);
-  for (; n < n1; n++) block<W, 1, MM>(j, n, m0);
+// BF16 weights: x = hi + lo with hi, lo in BF16 (x to ~2^-16 relative), then vdpbf16ps on pairs of
+// weights without widening them: 32 weights per instruction and activation part.
+template <int MM>
+inline void row_dot_bf16(const GemvJob& j, int64_t n, int64_t m0, const uint16_t* xhi, const uint16_t* xlo,
+                         int64_t ldxb) {
+  constexpr int U = 2;
+  const int64_t K = j.w.cols;
+  const uint16_t* row = static_cast<const uint16_t*>(j.w.data) + size_t(n) * size_t(j.w.ld);
+  __m512 acc[MM][U];
+  for (int m = 0; m < MM; m++)
+    for (int u = 0; u < U; u++) acc[m][u] = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 32 * U <= K; k += 32 * U) {
+    for (int u = 0; u < U; u++) {
+      const __m512bh w = (__m512bh)_mm512_loadu_si512(row + k + 32 * u);
+      for (int m = 0; m < MM; m++) {
+        const uint16_t* h = xhi + (m0 + m) * ldxb + k + 32 * u;
+        const uint16_t* l = xlo + (m0 + m) * ldxb + k + 32 * u;
+        acc[m][u] = _mm512_dpbf16_ps(acc[m][u], w, (__m512bh)_mm512_loadu_si512(h));
+        acc[m][u] = _mm512_dpbf16_ps(acc[m][u], w, (__m512bh)_mm512_loadu_si512(l));
+      }
+    }
+  }
+  for (; k < K; k += 32) {
+    const __mmask32 mask = K - k >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << (K - k)) - 1);
+    const __m512bh w = (__m512bh)_mm512_maskz_loadu_epi16(mask, row + k);
+    for (int m = 0; m < MM; m++) {
+      acc[m][0] = _mm512_dpbf16_ps(acc[m][0], w, (__m512bh)_mm512_maskz_loadu_epi16(mask, xhi + (m0 + m) * ldxb + k));
+      acc[m][0] = _mm512_dpbf16_ps(acc[m][0], w, (__m512bh)_mm512_maskz_loadu_epi16(mask, xlo + (m0 + m) * ldxb + k));
+    }
+  }
+  for (int m = 0; m < MM; m++) {
+    const float s = _mm512_reduce_add_ps(_mm512_add_ps(acc[m][0], acc[m][1]));
+    float* y = j.y + (m0 + m) * j.ldy + n;
+    *y = j.accumulate ? *y + s : s;
+  }
+}
+
+void rows_bf16(const GemvJob& j, int64_t n0, int64_t n1) {
+  // split x into bf16 hi + lo (per thread; K is small next to the weights)
+  thread_local std::vector<uint16_t> split;
+  const int64_t K = j.w.cols, ldxb = (K + 31) / 32 * 32;
+  split.resize(size_t(2 * j.M * ldxb));
+  uint16_t* xhi = split.data();
+  uint16_t* xlo = split.data() + j.M * ldxb;
+  for (int64_t m = 0; m < j.M; m++) {
+    const float* x = j.x + m * j.ldx;
+    int64_t k = 0;
+    for (; k < K; k += 16) {
+      const __mmask16 mask = tail_mask(K - k);
+      const __m512 v = _mm512_maskz_loadu_ps(mask, x + k);
+      const __m256bh hi = _mm512_cvtneps_pbh(v);
+      const __m512 hf = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)hi), 16));
+      const __m256bh lo = _mm512_cvtneps_pbh(_mm512_sub_ps(v, hf));
+      _mm256_mask_storeu_epi16(xhi + m * ldxb + k, mask, (__m256i)hi);
+      _mm256_mask_storeu_epi16(xlo + m * ldxb + k, mask, (__m256i)lo);
+    }
+  }
+  for (int64_t n = n0; n < n1; n++) {
+    int64_t m = 0;
+    for (; m + 4 <= j.M; m += 4) row_dot_bf16<4>(j, n, m, xhi, xlo, ldxb);
+    switch (j.M - m) {
+      case 3: row_dot_bf16<3>(j, n, m, xhi, xlo, ldxb); break;
+      case 2: row_dot_bf16<2>(j, n, m, xhi, xlo, ldxb); break;
+      case 1: row_dot_bf16<1>(j, n, m, xhi, xlo, ldxb); break;
+      default: break;
+    }
+  }
 }
 
 template <class W>
 void rows(const GemvJob& j, int64_t n0, int64_t n1) {
-  // Tile the rows so the weight tile stays in L1/L2 while the activation chunks reuse it.
-  constexpr int64_t kTile = 64;
-  for (int64_t t = n0; t < n1; t += kTile) {
-    const int64_t t1 = std::min(n1, t + kTile);
+  for (int64_t n = n0; n < n1; n++) {
     int64_t m = 0;
-    for (; m + 4 <= j.M; m += 4) rows_m<W, 4>(j, t, t1, m);
+    for (; m + 4 <= j.M; m += 4) row_dot<W, 4>(j, n, m);
     switch (j.M - m) {
-      case 3: rows_m<W, 3>(j, t, t1, m); break;
-      case 2: rows_m<W, 2>(j, t, t1, m); break;
-      case 1: rows_m<W, 1>(j, t, t1, m); break;
+      case 3: row_dot<W, 3>(j, n, m); break;
+      case 2: row_dot<W, 2>(j, n, m); break;
+      case 1: row_dot<W, 1>(j, n, m); break;
       default: break;
     }
   }
@@ -109,7 +166,7 @@ bool gemv_avx512_supports(const MatRef& w) {
 void gemv_rows_avx512(const GemvJob& j, int64_t n0, int64_t n1) {
   switch (j.w.dtype) {
     case DType::F32: rows<F32W>(j, n0, n1); break;
-    case DType::BF16: rows<BF16W>(j, n0, n1); break;
+    case DType::BF16: rows_bf16(j, n0, n1); break;
     case DType::F16: rows<F16W>(j, n0, n1); break;
     case DType::F8_E4M3: rows<FP8W>(j, n0, n1); break;
     default: break;

@@ -9,6 +9,8 @@
 
 #include "core/cpu.h"
 #include "core/error.h"
+#include "core/profile.h"
+#include "core/threads.h"
 #include "kernels/attention.h"
 #include "kernels/gemv.h"
 #include "kernels/rmsnorm.h"
@@ -24,14 +26,9 @@ T* grow(std::vector<T>& v, size_t n) {
   return v.data();
 }
 
-// Y = X W^T for rows that may run inside a parallel region (one expert per thread).
-void expert_linear(int64_t M, const float* x, int64_t ldx, const MatRef& w, float* y, int64_t ldy) {
-  if (M <= kGemvMaxRows) {
-    GemvJob j{M, x, ldx, w, y, ldy, false};
-    if (use_avx512() && gemv_avx512_supports(w)) gemv_rows_avx512(j, 0, w.rows);
-    else gemv_rows_generic(j, 0, w.rows);
-    return;
-  }
+// Y = X W^T on the calling thread (inside parallel regions: one expert or head per thread).
+void gemv_serial_or_gemm(int64_t M, const float* x, int64_t ldx, const MatRef& w, float* y, int64_t ldy) {
+  if (M <= kGemvMaxRows) return gemv_serial(GemvJob{M, x, ldx, w, y, ldy});
   matmul_wT(M, x, ldx, w, y, ldy);
 }
 
@@ -75,15 +72,24 @@ void Forward::run(const std::vector<SeqChunk>& chunks, bool all_rows, float* log
   for (int64_t l = 0; l < c.num_hidden_layers; l++) {
     const LayerWeights& L = w.layers[size_t(l)];
     rmsnorm_forward(x, D, L.input_layernorm.f32(), float(c.rms_norm_eps), R, D, hn, D);
-    attention(l, chunks, row0, x);
+    {
+      DSEEK_PROFILE("attention");
+      attention(l, chunks, row0, x);
+    }
     rmsnorm_forward(x, D, L.post_attention_layernorm.f32(), float(c.rms_norm_eps), R, D, hn, D);
-    if (L.is_moe) moe(l, L.moe, hn, R, x, trace ? &trace->routing[size_t(l)] : nullptr);
-    else ffn_dense(L.mlp, hn, R, x, /*accumulate=*/true);
+    if (L.is_moe) {
+      DSEEK_PROFILE("moe");
+      moe(l, L.moe, hn, R, x, trace ? &trace->routing[size_t(l)] : nullptr);
+    } else {
+      DSEEK_PROFILE("dense_ffn");
+      ffn_dense(L.mlp, hn, R, x, /*accumulate=*/true);
+    }
     if (trace) trace->hidden.emplace_back(x, x + R * D);
   }
   for (const auto& ch : chunks) ch.cache->set_length(ch.cache->length() + ch.n);
 
   // final norm and head on the requested rows
+  DSEEK_PROFILE("lm_head");
   if (all_rows) {
     rmsnorm_forward(x, D, w.norm.f32(), float(c.rms_norm_eps), R, D, hn, D);
     matmul_wT(R, hn, D, MatRef::of(w.lm_head), logits, V);
@@ -154,10 +160,16 @@ void Forward::attention(int64_t l, const std::vector<SeqChunk>& chunks, const st
     }
     const float* qc = q + row0[i] * H * dqk;
     float* oc = att + row0[i] * H * dv;
-    if (impl == AttnImpl::Expanded) attend_expanded(l, ch, start, qc, oc);
-    else attend_absorbed(l, ch, start, qc, oc);
+    if (impl == AttnImpl::Expanded) {
+      DSEEK_PROFILE("attn.expanded");
+      attend_expanded(l, ch, start, qc, oc);
+    } else {
+      DSEEK_PROFILE("attn.absorbed");
+      attend_absorbed(l, ch, start, qc, oc);
+    }
   }
   // x += o_proj(att)
+  DSEEK_PROFILE("attn.o_proj");
   matmul_wT(R, att, H * dv, MatRef::of(a.o_proj), x, D, /*accumulate=*/true);
 }
 
@@ -200,42 +212,55 @@ void Forward::attend_absorbed(int64_t l, const SeqChunk& ch, int64_t start, cons
   const MLAWeights& a = model_.w.layers[size_t(l)].attn;
   const int64_t H = c.num_attention_heads, dqk = c.qk_head_dim(), dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim;
   const int64_t dv = c.v_head_dim, Lr = c.kv_lora_rank, kvd = c.kv_cache_dim();
-  const int64_t n = ch.n, Tk = start + n, M = n * H;
+  const int64_t n = ch.n, Tk = start + n, M = n * H;  // query row r = t * H + h
   const KVCache& cache = *ch.cache;
   const MatRef kv_b = MatRef::of(a.kv_b_proj);
-  // q_abs[t, h] = [q_nope W_UK_h | q_pe]: scores against [c_kv | k_pe] equal q . k of the expanded form.
-  std::vector<float> qabs(size_t(M * kvd));
-  for (int64_t h = 0; h < H; h++) {
-    matmul_w(n, q + h * dqk, H * dqk, kv_b.row_slice(h * (dn + dv), dn), qabs.data() + h * kvd, H * kvd);
-    for (int64_t t = 0; t < n; t++)
-      std::memcpy(qabs.data() + (t * H + h) * kvd + Lr, q + t * H * dqk + h * dqk + dn, size_t(dr) * sizeof(float));
-  }
-  MatRef ctx;
+  MatRef ctx;  // [Tk, kvd] rows [c_kv | k_pe]
   ctx.dtype = DType::F32;
   ctx.data = cache.row(l, 0);
   ctx.rows = Tk;
   ctx.cols = kvd;
   ctx.ld = kvd;
-  std::vector<float> s(size_t(M * Tk));
-  matmul_wT(M, qabs.data(), kvd, ctx, s.data(), Tk);
   const float scale = float(c.softmax_scale());
-  for (int64_t t = 0; t < n; t++)
-    for (int64_t h = 0; h < H; h++) {
-      float* row = s.data() + (t * H + h) * Tk;
-      const int64_t visible = start + t + 1;
-      float mx = -std::numeric_limits<float>::infinity();
-      for (int64_t j = 0; j < visible; j++) mx = std::max(mx, row[j] *= scale);
-      float sum = 0;
-      for (int64_t j = 0; j < visible; j++) sum += (row[j] = std::exp(row[j] - mx));
-      const float inv = 1.0f / sum;
-      for (int64_t j = 0; j < visible; j++) row[j] *= inv;
-      std::fill(row + visible, row + Tk, 0.0f);
+  float* qabs = grow(qabs_, size_t(M * kvd));
+  float* s = grow(scores_, size_t(M * Tk));
+  float* olat = grow(olat_, size_t(M * Lr));
+  const int nt = std::min<int64_t>(num_threads(), H);
+  // One parallel region, three phases split by head or by query row.
+#pragma omp parallel num_threads(nt)
+  {
+    const int t = thread_index(), T = omp_get_num_threads();
+    int64_t h0, h1, r0, r1;
+    split_range(H, T, t, h0, h1);
+    split_range(M, T, t, r0, r1);
+    // q_abs[t, h] = [q_nope W_UK_h | q_pe]: its dot with [c_kv | k_pe] is q . k of the expanded form.
+    for (int64_t h = h0; h < h1; h++) {
+      matmul_w(n, q + h * dqk, H * dqk, kv_b.row_slice(h * (dn + dv), dn), qabs + h * kvd, H * kvd);
+      for (int64_t i = 0; i < n; i++)
+        std::memcpy(qabs + (i * H + h) * kvd + Lr, q + i * H * dqk + h * dqk + dn, size_t(dr) * sizeof(float));
     }
-  // o_lat = P c_kv ; out_h = o_lat_h W_UV_h^T
-  std::vector<float> olat(size_t(M * Lr));
-  matmul_w(M, s.data(), Tk, ctx.col_slice(0, Lr), olat.data(), Lr);
-  for (int64_t h = 0; h < H; h++)
-    matmul_wT(n, olat.data() + h * Lr, H * Lr, kv_b.row_slice(h * (dn + dv) + dn, dv), out + h * dv, H * dv);
+#pragma omp barrier
+    // scores, softmax over the visible prefix, o_lat = P c_kv
+    if (r1 > r0) {
+      gemv_serial(GemvJob{r1 - r0, qabs + r0 * kvd, kvd, ctx, s + r0 * Tk, Tk});
+      for (int64_t r = r0; r < r1; r++) {
+        float* row = s + r * Tk;
+        const int64_t visible = start + r / H + 1;
+        float mx = -std::numeric_limits<float>::infinity();
+        for (int64_t j = 0; j < visible; j++) mx = std::max(mx, row[j] *= scale);
+        float sum = 0;
+        for (int64_t j = 0; j < visible; j++) sum += (row[j] = std::exp(row[j] - mx));
+        const float inv = 1.0f / sum;
+        for (int64_t j = 0; j < visible; j++) row[j] *= inv;
+        std::fill(row + visible, row + Tk, 0.0f);
+      }
+      matmul_w(r1 - r0, s + r0 * Tk, Tk, ctx.col_slice(0, Lr), olat + r0 * Lr, Lr);
+    }
+#pragma omp barrier
+    // out_h = o_lat_h W_UV_h^T
+    for (int64_t h = h0; h < h1; h++)
+      gemv_serial_or_gemm(n, olat + h * Lr, H * Lr, kv_b.row_slice(h * (dn + dv) + dn, dv), out + h * dv, H * dv);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -260,9 +285,12 @@ void Forward::moe(int64_t l, const MoEWeights& m, const float* h, int64_t R, flo
   const ModelConfig& c = model_.config;
   const int64_t D = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok, I = c.moe_intermediate_size;
   std::vector<float> zl(size_t(R * E));
-  matmul_wT(R, h, D, MatRef::of(m.router), zl.data(), E);
   Routing rt;
-  route(c, zl.data(), m.score_bias.data ? m.score_bias.f32() : nullptr, R, rt);
+  {
+    DSEEK_PROFILE("moe.router");
+    matmul_wT(R, h, D, MatRef::of(m.router), zl.data(), E);
+    route(c, zl.data(), m.score_bias.data ? m.score_bias.f32() : nullptr, R, rt);
+  }
 
   // rows routed to each expert, with their slot
   std::vector<std::vector<std::pair<int32_t, int32_t>>> lists(static_cast<size_t>(E));
@@ -324,14 +352,14 @@ void Forward::moe(int64_t l, const MoEWeights& m, const float* h, int64_t R, flo
         u.resize(size_t(nb * I));
         for (int64_t i = 0; i < n; i++) std::memcpy(xe.data() + i * D, h + lst[size_t(i)].first * D, size_t(D) * 4);
         const FFNWeights& f = m.experts[size_t(e)];
-        expert_linear(nb, xe.data(), D, MatRef::of(f.gate_proj), g.data(), I);
-        expert_linear(nb, xe.data(), D, MatRef::of(f.up_proj), u.data(), I);
+        gemv_serial_or_gemm(nb, xe.data(), D, MatRef::of(f.gate_proj), g.data(), I);
+        gemv_serial_or_gemm(nb, xe.data(), D, MatRef::of(f.up_proj), u.data(), I);
         swiglu_forward(g.data(), u.data(), g.data(), n * I);
         if (nb == n) {
-          expert_linear(n, g.data(), I, MatRef::of(f.down_proj), ye.data() + o * D, D);
+          gemv_serial_or_gemm(n, g.data(), I, MatRef::of(f.down_proj), ye.data() + o * D, D);
         } else {
           std::vector<float> yb(size_t(nb * D));
-          expert_linear(nb, g.data(), I, MatRef::of(f.down_proj), yb.data(), D);
+          gemv_serial_or_gemm(nb, g.data(), I, MatRef::of(f.down_proj), yb.data(), D);
           std::memcpy(ye.data() + o * D, yb.data(), size_t(n * D) * 4);
         }
       }

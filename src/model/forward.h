@@ -51,7 +51,7 @@ class Forward {
   Model& model_;
   ForwardOptions opt_;
   std::vector<int32_t> positions_;
-  std::vector<float> x_, hn_, q_, qa_, kv_, att_, tmp_, logits_rows_;
+  std::vector<float> x_, hn_, q_, qa_, kv_, att_, tmp_, qabs_, scores_, olat_;
 };
 
 }  // namespace dseek

@@ -1,0 +1,99 @@
+// Inference speed on bench-small: prefill of a 512-token prompt and batch-1 decode at 512 tokens of context,
+// F32 and BF16 weights. Run one configuration per process for a meaningful peak RSS, e.g.
+//   bench_inference --benchmark_filter='BM_Decode/bf16' --threads 2
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+
+#include "bench_util.h"
+#include "core/rng.h"
+#include "core/threads.h"
+#include "model/forward.h"
+
+namespace dseek {
+namespace {
+
+constexpr int64_t kPrompt = 512;
+
+struct Loaded {
+  Model model;
+  std::vector<int32_t> prompt;
+};
+
+Loaded& loaded(DType dt) {
+  static std::unique_ptr<Loaded> f32, bf16;
+  auto& slot = dt == DType::BF16 ? bf16 : f32;
+  if (!slot) {
+    slot = std::make_unique<Loaded>();
+    slot->model = Model::load(bench::bench_model_dir(dt));
+    Rng r(1);
+    for (int64_t i = 0; i < kPrompt; i++) slot->prompt.push_back(int32_t(2 + r.below(8000)));
+  }
+  return *slot;
+}
+
+void counters(benchmark::State& state, const Model& m, double tokens) {
+  state.counters["tokens_per_s"] = benchmark::Counter(tokens, benchmark::Counter::kIsRate);
+  state.counters["peak_rss_MiB"] = bench::peak_rss_mib();
+  const ModelConfig& c = m.config;
+  // latent cache vs standard multi-head attention with the same heads (K: heads x qk dim, V: heads x v dim)
+  state.counters["kv_bytes_per_token"] = double(c.num_hidden_layers * c.kv_cache_dim() * 4);
+  state.counters["mha_kv_bytes_per_token"] =
+      double(c.num_hidden_layers * c.num_attention_heads * (c.qk_head_dim() + c.v_head_dim) * 4);
+}
+
+void BM_Prefill(benchmark::State& state, DType dt) {
+  Loaded& L = loaded(dt);
+  Forward fwd(L.model);
+  std::vector<float> logits(static_cast<size_t>(L.model.config.vocab_size));
+  {  // warm-up: JIT-compiled kernels for these shapes
+    KVCache cache = fwd.new_cache(kPrompt);
+    fwd.run({SeqChunk{&cache, L.prompt.data(), kPrompt}}, false, logits.data());
+  }
+  for (auto _ : state) {
+    KVCache cache = fwd.new_cache(kPrompt);
+    fwd.run({SeqChunk{&cache, L.prompt.data(), kPrompt}}, false, logits.data());
+    benchmark::DoNotOptimize(logits.data());
+  }
+  counters(state, L.model, double(state.iterations() * kPrompt));
+}
+
+void BM_Decode(benchmark::State& state, DType dt) {
+  Loaded& L = loaded(dt);
+  Forward fwd(L.model);
+  std::vector<float> logits(static_cast<size_t>(L.model.config.vocab_size));
+  KVCache cache = fwd.new_cache(kPrompt + 1);
+  fwd.run({SeqChunk{&cache, L.prompt.data(), kPrompt}}, false, logits.data());
+  Rng r(2);
+  for (auto _ : state) {
+    int32_t tok = int32_t(2 + r.below(8000));  // a different token (and experts) each step
+    cache.set_length(kPrompt);                 // context stays at 512 tokens
+    fwd.run({SeqChunk{&cache, &tok, 1}}, false, logits.data());
+    benchmark::DoNotOptimize(logits.data());
+  }
+  counters(state, L.model, double(state.iterations()));
+}
+
+BENCHMARK_CAPTURE(BM_Prefill, f32, DType::F32)->Unit(benchmark::kMillisecond)->MinTime(3.0);
+BENCHMARK_CAPTURE(BM_Prefill, bf16, DType::BF16)->Unit(benchmark::kMillisecond)->MinTime(3.0);
+BENCHMARK_CAPTURE(BM_Decode, f32, DType::F32)->Unit(benchmark::kMicrosecond)->MinTime(3.0);
+BENCHMARK_CAPTURE(BM_Decode, bf16, DType::BF16)->Unit(benchmark::kMicrosecond)->MinTime(3.0);
+
+}  // namespace
+}  // namespace dseek
+
+// --threads N is ours; the rest goes to Google Benchmark.
+int main(int argc, char** argv) {
+  int threads = 0;
+  std::vector<char*> rest;
+  for (int i = 0; i < argc; i++) {
+    if (std::strcmp(argv[i], "--threads") == 0 && i + 1 < argc) threads = std::atoi(argv[++i]);
+    else rest.push_back(argv[i]);
+  }
+  dseek::set_num_threads(threads);
+  int n = int(rest.size());
+  benchmark::Initialize(&n, rest.data());
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,45 @@
+// Shared pieces of the benchmarks: the benchmark model (bench-small with random weights, written once per
+// dtype into a cache folder and loaded memory-mapped as users load it) and process memory figures.
+#pragma once
+#include <sys/resource.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "core/fileio.h"
+#include "model/model.h"
+
+namespace dseek::bench {
+
+inline std::string source_dir() {
+#ifdef DSEEK_SOURCE_DIR
+  return DSEEK_SOURCE_DIR;
+#else
+  return ".";
+#endif
+}
+
+// DSEEK_BENCH_CONFIG overrides ../shared/configs/bench-small.json (the project keeps a copy in configs/).
+inline std::string bench_config_path() {
+  if (const char* p = std::getenv("DSEEK_BENCH_CONFIG")) return p;
+  return source_dir() + "/configs/bench-small.json";
+}
+
+inline std::string bench_model_dir(DType dt) {
+  const char* base = std::getenv("DSEEK_BENCH_CACHE");
+  std::string dir = std::string(base ? base : "/tmp/dseek-bench") + "/bench-small-" +
+                    (dt == DType::BF16 ? "bf16" : "f32");
+  if (!file_exists(path_join(dir, "config.json"))) {
+    Model m = Model::random(ModelConfig::load(bench_config_path()), 0, dt);
+    m.save(dir, dt);
+  }
+  return dir;
+}
+
+inline double peak_rss_mib() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return double(ru.ru_maxrss) / 1024.0;
+}
+
+}  // namespace dseek::bench
