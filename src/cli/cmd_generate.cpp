@@ -1,9 +1,16 @@
+#include <unistd.h>
+
 #include <cstdio>
+#include <iostream>
 #include <sstream>
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/fileio.h"
 #include "inference/generator.h"
+#include "model/model.h"
+#include "tokenizer/text_stream.h"
+#include "tokenizer/tokenizer.h"
 
 namespace dseek::cli {
 
@@ -25,21 +32,68 @@ std::vector<int32_t> parse_ids(const std::string& s) {
   if (ids.empty()) fail("--prompt-ids: empty");
   return ids;
 }
+
+// The model folder's tokenizer (the checkpoint folder first, then the folder given).
+Tokenizer load_tokenizer(const std::string& model, const char* flag) {
+  for (const std::string& dir : {resolve_model_dir(model), model})
+    if (file_exists(dir + "/tokenizer.json")) return Tokenizer::load(dir);
+  fail("--model {}: no tokenizer.json in {} (needed for {}; 'dseek tokenizer train' makes one)", model,
+       resolve_model_dir(model), flag);
+}
+
+void check_ids_fit(const std::vector<int32_t>& ids, const Model& m) {
+  for (int32_t id : ids)
+    if (id >= m.config.vocab_size)
+      fail("prompt token id {} is outside the model's vocabulary (vocab_size {}): the tokenizer does not match the model",
+           id, m.config.vocab_size);
+}
+
+void print(const std::string& s) {
+  std::fwrite(s.data(), 1, s.size(), stdout);
+  std::fflush(stdout);
+}
+
+// Shows reasoning apart from the answer: dimmed on a terminal, else between [reasoning] and [/reasoning].
+struct ReasoningPrinter {
+  bool tty = isatty(STDOUT_FILENO);
+  bool inside = false;
+  void show(const std::vector<ReasoningStream::Part>& parts) {
+    for (const auto& p : parts) {
+      if (p.reasoning != inside) {
+        print(p.reasoning ? (tty ? "\x1b[2m" : "[reasoning]\n") : (tty ? "\x1b[0m\n" : "\n[/reasoning]\n"));
+        inside = p.reasoning;
+      }
+      print(p.text);
+    }
+  }
+  void end() {
+    if (inside) print(tty ? "\x1b[0m\n" : "\n[/reasoning]\n");
+    inside = false;
+  }
+};
 }  // namespace
 
 void add_generate(CLI::App& app) {
   struct Opts {
-    std::string model, prompt_ids;
+    std::string model, prompt_ids, prompt, system;
+    bool chat = false;
+    std::vector<std::string> stops;
     int64_t max_tokens = 64;
     SamplingParams sp;
     bool ignore_eos = false;
     int threads = 0;
   };
   auto o = std::make_shared<Opts>();
-  CLI::App* sub = app.add_subcommand("generate", "Generate tokens from a prompt, streaming them as they are produced");
+  CLI::App* sub = app.add_subcommand("generate", "Generate from a prompt (text or ids) or chat, streaming as it goes");
   sub->add_option("--model", o->model, "Model folder or training run")->required();
-  sub->add_option("--prompt-ids", o->prompt_ids, "Prompt as comma-separated token ids, e.g. 1,2,3")->required();
-  sub->add_option("--max-tokens,-n", o->max_tokens, "Maximum tokens to generate")->default_val(64);
+  auto* ids_opt = sub->add_option("--prompt-ids", o->prompt_ids, "Prompt as comma-separated token ids, e.g. 1,2,3");
+  auto* prompt_opt = sub->add_option("--prompt", o->prompt, "Prompt text (encoded with the model folder's tokenizer, BOS as its config says)");
+  auto* chat_opt = sub->add_flag("--chat", o->chat, "Multi-turn chat: one user message per stdin line, replies streamed");
+  ids_opt->excludes(prompt_opt)->excludes(chat_opt);
+  prompt_opt->excludes(chat_opt);
+  sub->add_option("--system", o->system, "System prompt for --chat");
+  sub->add_option("--stop", o->stops, "Stop when the generated text contains this string (repeatable)");
+  sub->add_option("--max-tokens,-n", o->max_tokens, "Maximum tokens to generate (per reply with --chat)")->default_val(64);
   sub->add_option("--temperature", o->sp.temperature, "Sampling temperature (0 = greedy)")->default_val(1.0);
   sub->add_option("--top-k", o->sp.top_k, "Keep the k most likely tokens (0 = off)")->default_val(0);
   sub->add_option("--top-p", o->sp.top_p, "Nucleus sampling threshold (1 = off)")->default_val(1.0);
@@ -51,25 +105,89 @@ void add_generate(CLI::App& app) {
   add_threads_flag(*sub, o->threads);
   sub->callback([o] {
     apply_threads(o->threads);
-    std::vector<int32_t> prompt = parse_ids(o->prompt_ids);
+    if (o->prompt_ids.empty() && o->prompt.empty() && !o->chat) fail("generate: give --prompt-ids, --prompt or --chat");
+    if (!o->system.empty() && !o->chat) fail("--system: only with --chat");
+    if (!o->stops.empty() && !o->prompt_ids.empty()) fail("--stop: needs --prompt or --chat (text output)");
+    // Text modes need the tokenizer; check it before loading the weights.
+    std::optional<Tokenizer> tok;
+    if (!o->prompt.empty() || o->chat) tok = load_tokenizer(o->model, o->chat ? "--chat" : "--prompt");
     Model m = Model::load(o->model);
     Forward fwd(m);
     Generator gen(fwd);
     Sampler sampler(o->sp);
     StopConditions stop;
     stop.max_tokens = o->max_tokens;
-    if (!o->ignore_eos) stop.stop_ids.push_back(int32_t(m.config.eos_token_id));
-    bool first = true;
-    GenerationStats st = gen.generate(prompt, sampler, stop, [&](int32_t id) {
-      std::printf("%s%d", first ? "" : ",", id);
-      std::fflush(stdout);
-      first = false;
-      return true;
-    });
-    std::printf("\n");
-    std::fprintf(stderr, "prompt: %lld tokens, %.1f tokens/s | generation: %lld tokens, %.1f tokens/s | stop: %s\n",
-                 (long long)st.prompt_tokens, st.prefill_tps(), (long long)st.generated_tokens, st.decode_tps(),
-                 st.stop_reason.c_str());
+    if (!o->ignore_eos) {
+      stop.stop_ids.push_back(int32_t(m.config.eos_token_id));
+      if (tok && tok->eos_id() >= 0 && tok->eos_id() != m.config.eos_token_id) stop.stop_ids.push_back(tok->eos_id());
+    }
+    auto report = [](const GenerationStats& st) {
+      std::fprintf(stderr, "prompt: %lld tokens, %.1f tokens/s | generation: %lld tokens, %.1f tokens/s | stop: %s\n",
+                   (long long)st.prompt_tokens, st.prefill_tps(), (long long)st.generated_tokens, st.decode_tps(),
+                   st.stop_reason.c_str());
+    };
+
+    if (!o->prompt_ids.empty()) {
+      std::vector<int32_t> prompt = parse_ids(o->prompt_ids);
+      bool first = true;
+      GenerationStats st = gen.generate(prompt, sampler, stop, [&](int32_t id) {
+        std::printf("%s%d", first ? "" : ",", id);
+        std::fflush(stdout);
+        first = false;
+        return true;
+      });
+      std::printf("\n");
+      report(st);
+      return;
+    }
+
+    // Streams the reply to `prompt` as text; returns the raw generated text (special tokens dropped).
+    auto reply = [&](const std::vector<int32_t>& prompt, bool reasoning_opened, bool chat) {
+      check_ids_fit(prompt, m);
+      StreamDecoder decoder(*tok, true);
+      StopStrings stops(o->stops);
+      ReasoningStream reasoning(reasoning_opened);
+      ReasoningPrinter printer;
+      std::string text;
+      auto show = [&](const std::string& s) {
+        text += s;
+        if (chat) {
+          printer.show(reasoning.push(s));
+        } else {
+          print(s);
+        }
+      };
+      GenerationStats st = gen.generate(prompt, sampler, stop, [&](int32_t id) {
+        show(stops.push(decoder.push(id)));
+        return !stops.stopped();
+      });
+      if (!stops.stopped()) show(stops.push(decoder.flush()) + stops.flush());
+      if (chat) {
+        printer.show(reasoning.flush());
+        printer.end();
+      }
+      print("\n");
+      report(st);
+      return text;
+    };
+
+    if (!o->prompt.empty()) {
+      reply(tok->encode(o->prompt, true), false, false);
+      return;
+    }
+    nlohmann::json messages = nlohmann::json::array();
+    if (!o->system.empty()) messages.push_back({{"role", "system"}, {"content", o->system}});
+    bool tty = isatty(STDIN_FILENO);
+    std::string line;
+    for (;;) {
+      if (tty) std::fprintf(stderr, "> ");
+      if (!std::getline(std::cin, line)) break;
+      if (line.empty()) continue;
+      messages.push_back({{"role", "user"}, {"content", line}});
+      ChatEncoding prompt = tok->encode_chat(messages, true);
+      std::string answer = reply(prompt.ids, tok->chat_format().prompt_opens_reasoning(), true);
+      messages.push_back({{"role", "assistant"}, {"content", answer}});
+    }
   });
 }
 

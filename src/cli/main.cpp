@@ -13,6 +13,14 @@ int main(int argc, char** argv) {
   dseek::cli::add_init(app);
   dseek::cli::add_logits(app);
   dseek::cli::add_generate(app);
+  dseek::cli::add_tokenize(app);
+  dseek::cli::add_chat_template(app);
+  dseek::cli::add_tokenizer(app);
+  dseek::cli::add_prepare(app);
+  dseek::cli::add_train(app);
+  dseek::cli::add_sft(app);
+  dseek::cli::add_grpo(app);
+  dseek::cli::add_eval(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/convert.h"
+#include "kernels/vmath.h"
 
 namespace dseek {
 
@@ -110,8 +111,9 @@ void attention_forward(const AttentionDims& a, const float* Q, const float* K, c
         if (mx == -std::numeric_limits<float>::infinity()) {  // no visible key
           std::fill(s, s + nk, 0.0f);
         } else {
+#pragma omp simd reduction(+ : sum)
           for (int64_t j = 0; j < nk; j++) {
-            s[j] = std::exp(s[j] - mx);
+            s[j] = exp_approx(s[j] - mx);
             sum += s[j];
           }
           const float inv = 1.0f / sum;
@@ -176,8 +178,10 @@ void attention_backward(const AttentionDims& a, const float* Q, const float* K, 
           mask_row(a, b, b.i0 + r, s);
           const float l = lse[h * a.Tq + b.i0 + r];
           const float D = Dsum[size_t(h * a.Tq + b.i0 + r)];
+          const float lv = std::isinf(l) ? std::numeric_limits<float>::infinity() : l;  // no visible key: P = 0
+#pragma omp simd
           for (int64_t j = 0; j < nk; j++) {
-            const float pj = std::isinf(l) ? 0.0f : std::exp(s[j] - l);
+            const float pj = exp_approx(s[j] - lv);
             s[j] = pj;                    // P
             dp[j] = pj * (dp[j] - D);     // dS (before the scale)
           }

@@ -15,6 +15,7 @@
 #include "kernels/gemv.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/swiglu.h"
+#include "kernels/vmath.h"
 
 namespace dseek {
 
@@ -249,7 +250,8 @@ void Forward::attend_absorbed(int64_t l, const SeqChunk& ch, int64_t start, cons
         float mx = -std::numeric_limits<float>::infinity();
         for (int64_t j = 0; j < visible; j++) mx = std::max(mx, row[j] *= scale);
         float sum = 0;
-        for (int64_t j = 0; j < visible; j++) sum += (row[j] = std::exp(row[j] - mx));
+#pragma omp simd reduction(+ : sum)
+        for (int64_t j = 0; j < visible; j++) sum += (row[j] = exp_approx(row[j] - mx));
         const float inv = 1.0f / sum;
         for (int64_t j = 0; j < visible; j++) row[j] *= inv;
         std::fill(row + visible, row + Tk, 0.0f);

@@ -91,7 +91,7 @@ void route(const ModelConfig& c, const float* logits, const float* bias, int64_t
   }
 }
 
-void route_backward(const ModelConfig& c, const float* logits, const Routing& r, const float* dweight,
+void route_backward(const ModelConfig& c, const Routing& r, const float* dweight, const float* dscores,
                     float* dlogits) {
   const int64_t E = r.experts, K = r.k;
   const double scale = weight_scale(c);
@@ -114,6 +114,8 @@ void route_backward(const ModelConfig& c, const float* logits, const Routing& r,
     } else {
       for (int64_t i = 0; i < K; i++) ds[size_t(idx[i])] += float(scale) * dw[i];
     }
+    if (dscores)
+      for (int64_t e = 0; e < E; e++) ds[size_t(e)] += dscores[row * E + e];
     if (c.scoring_func == ScoringFunc::Sigmoid) {
       for (int64_t e = 0; e < E; e++) dz[e] += ds[size_t(e)] * s[e] * (1.0f - s[e]);
     } else {
@@ -122,6 +124,44 @@ void route_backward(const ModelConfig& c, const float* logits, const Routing& r,
       for (int64_t e = 0; e < E; e++) dz[e] += s[e] * (ds[size_t(e)] - dot);
     }
   }
+}
+
+}  // namespace dseek
+
+namespace dseek {
+
+double sequence_balance_loss(const Routing& r, int64_t seqs, int64_t T, double alpha, float* dscores) {
+  const int64_t E = r.experts, K = r.k;
+  double total = 0;
+  std::vector<double> f(static_cast<size_t>(E)), P(static_cast<size_t>(E));
+  for (int64_t b = 0; b < seqs; b++) {
+    std::fill(f.begin(), f.end(), 0.0);
+    std::fill(P.begin(), P.end(), 0.0);
+    for (int64_t t = 0; t < T; t++) {
+      const int64_t row = b * T + t;
+      for (int64_t k = 0; k < K; k++) f[size_t(r.idx[size_t(row * K + k)])] += 1.0;
+      const float* s = r.scores.data() + row * E;
+      double S = 0;
+      for (int64_t e = 0; e < E; e++) S += s[e];
+      for (int64_t e = 0; e < E; e++) P[size_t(e)] += s[e] / S / double(T);
+    }
+    for (auto& v : f) v *= double(E) / double(K * T);
+    double L = 0;
+    for (int64_t e = 0; e < E; e++) L += f[size_t(e)] * P[size_t(e)];
+    total += L;
+    if (!dscores) continue;
+    // dL/ds_jt = (f_j - sum_i f_i s'_it) / (T S_t), times alpha / seqs
+    for (int64_t t = 0; t < T; t++) {
+      const int64_t row = b * T + t;
+      const float* s = r.scores.data() + row * E;
+      double S = 0, fs = 0;
+      for (int64_t e = 0; e < E; e++) S += s[e];
+      for (int64_t e = 0; e < E; e++) fs += f[size_t(e)] * s[e] / S;
+      const double c = alpha / double(seqs) / (double(T) * S);
+      for (int64_t e = 0; e < E; e++) dscores[row * E + e] += float(c * (f[size_t(e)] - fs));
+    }
+  }
+  return alpha * total / double(seqs);
 }
 
 }  // namespace dseek

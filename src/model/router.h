@@ -20,9 +20,14 @@ struct Routing {
 // logits [rows, experts]; bias [experts] or null.
 void route(const ModelConfig& c, const float* logits, const float* bias, int64_t rows, Routing& out);
 
-// Backward of the routing weights: given dL/dweight [rows, k], accumulates dL/dlogits [rows, experts]
-// (selection itself is piecewise constant).
-void route_backward(const ModelConfig& c, const float* logits, const Routing& r, const float* dweight,
+// Backward of the routing weights: given dL/dweight [rows, k] and optionally dL/dscores [rows, experts]
+// (from the balance loss), accumulates dL/dlogits [rows, experts] (selection itself is piecewise constant).
+void route_backward(const ModelConfig& c, const Routing& r, const float* dweight, const float* dscores,
                     float* dlogits);
+
+// Sequence-wise balance loss of one MoE layer (DeepSeek-V3 eq. 17-20) over `seqs` sequences of `T` rows:
+// alpha * mean_b sum_i f_i P_i with f_i = N_r / (K_r T) #selected_i, P_i = mean_t s_it / sum_j s_jt.
+// If dscores is non-null, accumulates its gradient with respect to the scores s.
+double sequence_balance_loss(const Routing& r, int64_t seqs, int64_t T, double alpha, float* dscores);
 
 }  // namespace dseek

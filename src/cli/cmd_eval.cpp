@@ -1,0 +1,93 @@
+// dseek eval: accuracy of a model on a built-in task's held-out split (rule-based rewards).
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/fileio.h"
+#include "model/model.h"
+#include "posttrain/eval.h"
+#include "posttrain/task.h"
+#include "tokenizer/tokenizer.h"
+
+namespace dseek::cli {
+
+void add_eval(CLI::App& app) {
+  struct Opts {
+    std::string model, task, split = "eval";
+    uint64_t n = 64, start = 0;
+    int64_t max_tokens = 256;
+    SamplingParams sp;
+    size_t batch = 16, show = 0;
+    TaskOptions task_opt;
+    int threads = 0;
+  };
+  auto o = std::make_shared<Opts>();
+  CLI::App* sub = app.add_subcommand("eval", "Accuracy and format rate of a model on a built-in task (arithmetic, countdown)");
+  sub->add_option("--model", o->model, "Model folder or training run (tokenizer.json in the same folder)")->required();
+  sub->add_option("--task", o->task, "Task: arithmetic or countdown")->required();
+  sub->add_option("--n", o->n, "Number of examples")->default_val(64);
+  sub->add_option("--start", o->start, "First example index")->default_val(0);
+  sub->add_option("--split", o->split, "Split: eval (held out) or train")->check(CLI::IsMember({"eval", "train"}))->default_val("eval");
+  sub->add_option("--seed", o->task_opt.seed, "Task seed (use the one training used, so the eval split stays held out); also seeds sampling")
+      ->default_val(0);
+  sub->add_option("--max-tokens", o->max_tokens, "Maximum tokens per completion")->default_val(256);
+  sub->add_option("--temperature", o->sp.temperature, "Sampling temperature (0 = greedy)")->default_val(0.0);
+  sub->add_option("--top-p", o->sp.top_p, "Nucleus sampling threshold (1 = off)")->default_val(1.0);
+  sub->add_option("--batch", o->batch, "Sequences decoded together")->default_val(16);
+  sub->add_option("--show", o->show, "Print the first K examples with their completions")->default_val(0);
+  sub->add_option("--min-digits", o->task_opt.min_digits, "arithmetic: fewest digits of an operand")->default_val(1);
+  sub->add_option("--max-digits", o->task_opt.max_digits, "arithmetic: most digits of an operand")->default_val(3);
+  sub->add_option("--ops", o->task_opt.ops, "arithmetic: operations, any of +-*/")->default_val("+-*");
+  sub->add_option("--numbers", o->task_opt.numbers, "countdown: how many numbers")->default_val(3);
+  sub->add_option("--max-number", o->task_opt.max_number, "countdown: numbers are 1..N")->default_val(99);
+  sub->add_option("--max-target", o->task_opt.max_target, "countdown: targets are 1..N")->default_val(999);
+  add_threads_flag(*sub, o->threads);
+  sub->callback([o] {
+    apply_threads(o->threads);
+    if (o->n == 0) fail("--n: must be positive");
+    if (o->max_tokens <= 0) fail("--max-tokens: must be positive");
+    if (o->batch == 0) fail("--batch: must be positive");
+    if (o->sp.temperature < 0) fail("--temperature: must be >= 0");
+    std::unique_ptr<Task> task = make_task(o->task, o->task_opt);
+    const std::string dir = resolve_model_dir(o->model);
+    std::string tok_dir = file_exists(dir + "/tokenizer.json") ? dir : o->model;
+    if (!file_exists(tok_dir + "/tokenizer.json"))
+      fail("--model {}: no tokenizer.json in {} (eval needs the model's tokenizer; 'dseek tokenizer train' makes one)",
+           o->model, dir);
+    Tokenizer tok = Tokenizer::load(tok_dir);
+    Model m = Model::load(o->model);
+
+    EvalOptions opt;
+    opt.split = o->split;
+    opt.start = o->start;
+    opt.n = o->n;
+    opt.max_tokens = o->max_tokens;
+    opt.sampling = o->sp;
+    opt.sampling.seed = o->task_opt.seed;
+    opt.batch = o->batch;
+    if (isatty(STDERR_FILENO))
+      opt.progress = [](size_t done, size_t total) { std::fprintf(stderr, "\reval: %zu/%zu", done, total), std::fflush(stderr); };
+    EvalResult r = evaluate_task(m, tok, *task, opt);
+    if (opt.progress) std::fprintf(stderr, "\n");
+
+    for (size_t i = 0; i < std::min(o->show, r.records.size()); i++) {
+      const EvalRecord& e = r.records[i];
+      std::printf("example %llu: accuracy %g format %g, %lld tokens (%s), answer %s\n  prompt: %s\n  completion: %s\n",
+                  (unsigned long long)e.index, e.reward.accuracy, e.reward.format, (long long)e.tokens,
+                  e.stop_reason.c_str(), nlohmann::json(e.example.answer).dump().c_str(),
+                  nlohmann::json(e.example.prompt).dump().c_str(),
+                  nlohmann::json(e.completion).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    }
+    std::printf("task %s, split %s, examples %llu..%llu: %.1f tokens per completion, %.1f s\n", task->name().c_str(),
+                o->split.c_str(), (unsigned long long)o->start, (unsigned long long)(o->start + o->n - 1), r.mean_tokens,
+                r.seconds);
+    std::printf("correct %zu/%llu, well-formatted %zu/%llu\n", r.correct, (unsigned long long)o->n, r.formatted,
+                (unsigned long long)o->n);
+    std::printf("format_rate %.4f\n", r.format_rate);
+    std::printf("accuracy %.4f\n", r.accuracy);
+  });
+}
+
+}  // namespace dseek::cli

@@ -1,0 +1,124 @@
+#include "posttrain/distill.h"
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/fileio.h"
+#include "inference/batch_generator.h"
+#include "posttrain/eval.h"
+#include "posttrain/grpo.h"
+#include "tokenizer/tokenizer.h"
+
+namespace dseek {
+
+using json = nlohmann::json;
+
+DistillSource::DistillSource(std::unique_ptr<BatchSource> inner, const std::string& teacher_dir, int64_t top_k)
+    : inner_(std::move(inner)), teacher_(Model::load(teacher_dir)), top_k_(top_k) {
+  if (top_k_ <= 0) fail("distillation top-k must be positive, got {}", top_k_);
+}
+
+MicroBatch DistillSource::next(int64_t B, int64_t T) {
+  MicroBatch mb = inner_->next(B, T);
+  GraphOptions o;
+  o.use_mtp = false;
+  o.topk = int(top_k_);
+  o.topk_out = &mb.soft_targets;
+  TrainGraph(teacher_.config).run(teacher_.w, nullptr, teacher_.rope, mb, o);
+  for (size_t r = 0; r < mb.soft_targets.size(); r++)  // soft targets only where the student learns
+    if (mb.targets[r] < 0) mb.soft_targets[r].clear();
+  return mb;
+}
+
+DistillStats distill(const DistillConfig& c) {
+  using clock = std::chrono::steady_clock;
+  const auto t0 = clock::now();
+  if (c.task.empty() == c.prompts_file.empty()) fail("give exactly one of --task or --prompts");
+  const std::string teacher_dir = resolve_model_dir(c.teacher);
+  Tokenizer tok = Tokenizer::load(teacher_dir);
+  std::unique_ptr<Task> task = c.task.empty() ? load_prompts_task(c.prompts_file) : make_task(c.task, c.task_options);
+  make_dirs(c.out);
+  DistillStats st;
+
+  // 1. teacher samples, kept if the verifier accepts them
+  const std::string data_path = path_join(c.out, "distill_data.jsonl");
+  if (!file_exists(data_path)) {
+    Model teacher = Model::load(teacher_dir);
+    Forward fwd(teacher);
+    BatchGenerator gen(fwd);
+    const std::vector<int32_t> stop = completion_stop_ids(teacher.config, tok);
+    std::string out;
+    double correct = 0;
+    for (int64_t p0 = 0; p0 < c.prompts; p0 += c.batch) {
+      std::vector<TaskExample> ex;
+      std::vector<GenerationRequest> reqs;
+      for (int64_t p = p0; p < std::min(c.prompts, p0 + c.batch); p++) {
+        ex.push_back(task->example("train", uint64_t(p)));
+        const auto ids = task_prompt_ids(tok, ex.back(), teacher.config);
+        for (int64_t k = 0; k < c.samples_per_prompt; k++) {
+          GenerationRequest r;
+          r.prompt = ids;
+          r.sampling.temperature = c.temperature;
+          r.sampling.seed = hash_index(c.train.seed, uint64_t(p), uint64_t(k));
+          r.stop.max_tokens = c.max_new_tokens;
+          r.stop.stop_ids = stop;
+          reqs.push_back(std::move(r));
+        }
+      }
+      auto res = gen.generate(reqs);
+      for (size_t i = 0; i < res.size(); i++) {
+        const TaskExample& e = ex[i / size_t(c.samples_per_prompt)];
+        const std::string text = completion_text(tok, res[i].tokens);
+        const Reward rw = task->score(e, text);
+        st.generated++;
+        correct += rw.accuracy;
+        if (c.rejection && (rw.accuracy < 1 || rw.format < 1)) continue;
+        json conv{{"messages", json::array({{{"role", "user"}, {"content", e.prompt}},
+                                            {{"role", "assistant"}, {"content", text}}})}};
+        out += conv.dump() + "\n";
+        st.kept++;
+      }
+      std::fprintf(stderr, "\rteacher sampling: %lld/%lld prompts, %lld kept", (long long)std::min(c.prompts, p0 + c.batch),
+                   (long long)c.prompts, (long long)st.kept);
+    }
+    std::fprintf(stderr, "\n");
+    st.teacher_accuracy = st.generated ? correct / double(st.generated) : 0.0;
+    if (st.kept == 0) fail("the teacher produced no accepted completions ({} sampled); nothing to distil", st.generated);
+    write_file_atomic(data_path, out);
+    write_file_atomic(path_join(c.out, "distill_stats.json"),
+                      json{{"generated", st.generated}, {"kept", st.kept}, {"teacher_sample_accuracy", st.teacher_accuracy}}.dump(2) + "\n");
+  }
+
+  // 2. the student learns the accepted completions (and the teacher's distributions, if asked)
+  const std::string run = path_join(c.out, "student");
+  Model student;
+  if (is_directory(c.student)) {
+    student = Model::load(c.student, LoadOptions{.mtp = true});
+  } else {
+    student = Model::random(ModelConfig::load(c.student), c.train.seed);
+  }
+  if (int64_t(tok.vocab_size()) > student.config.vocab_size)
+    fail("student vocab_size {} is smaller than the teacher's tokenizer ({})", student.config.vocab_size, tok.vocab_size());
+  DataSpec data;
+  data.kind = "chat";
+  data.path = data_path;
+  data.tokenizer = teacher_dir;
+  data.val_fraction = 0.02;
+  if (c.top_k > 0) {
+    const ModelConfig tc = ModelConfig::load(teacher_dir);
+    if (tc.vocab_size != student.config.vocab_size)
+      fail("logit distillation needs the same vocabulary: teacher {} vs student {}", tc.vocab_size, student.config.vocab_size);
+    data.teacher = teacher_dir;
+    data.teacher_top_k = c.top_k;
+  }
+  auto trainer = file_exists(path_join(run, "latest")) ? Trainer::resume(run, json::object())
+                                                       : Trainer::create(run, std::move(student), data, c.train);
+  trainer->train();
+  st.seconds = std::chrono::duration<double>(clock::now() - t0).count();
+  return st;
+}
+
+}  // namespace dseek

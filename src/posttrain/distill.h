@@ -1,0 +1,48 @@
+// Distillation into a smaller student: the teacher samples completions for task prompts (rejection sampling
+// keeps only those its verifier accepts, as for DeepSeek-R1's distilled models), the student is fine-tuned
+// on them as chats; with matching vocabularies an extra loss pulls the student's next-token distribution
+// towards the teacher's top-k (KL), the teacher running alongside on the same packed batches.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "model/model.h"
+#include "posttrain/task.h"
+#include "train/trainer.h"
+
+namespace dseek {
+
+// Adds the teacher's top-k distributions as soft targets to every micro-batch of an inner source.
+class DistillSource : public BatchSource {
+ public:
+  DistillSource(std::unique_ptr<BatchSource> inner, const std::string& teacher_dir, int64_t top_k);
+  MicroBatch next(int64_t B, int64_t T) override;
+  nlohmann::json state() const override { return inner_->state(); }
+  void restore(const nlohmann::json& s) override { inner_->restore(s); }
+
+ private:
+  std::unique_ptr<BatchSource> inner_;
+  Model teacher_;
+  int64_t top_k_;
+};
+
+struct DistillConfig {
+  std::string teacher, student, task, prompts_file, out;
+  TaskOptions task_options;
+  int64_t prompts = 512, samples_per_prompt = 4, max_new_tokens = 96, batch = 32;
+  float temperature = 0.8f;
+  bool rejection = true;
+  int64_t top_k = 0;  // > 0: logit-level KL to the teacher's top-k (needs the same vocabulary)
+  TrainConfig train;
+};
+
+struct DistillStats {
+  int64_t generated = 0, kept = 0;
+  double teacher_accuracy = 0, seconds = 0;
+};
+
+// Generates RUN/distill_data.jsonl with the teacher, then trains the student (a model folder or a config.json
+// initialised randomly) on it in RUN.
+DistillStats distill(const DistillConfig& c);
+
+}  // namespace dseek

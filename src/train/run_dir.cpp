@@ -1,0 +1,187 @@
+#include "train/run_dir.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "core/fileio.h"
+#include "train/svg.h"
+
+namespace dseek {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+std::string RunDir::metrics_path() const { return path_join(path_, "metrics.jsonl"); }
+
+bool RunDir::has_checkpoint() const { return file_exists(path_join(path_, "latest")); }
+
+std::string RunDir::latest_checkpoint() const {
+  const std::string latest = path_join(path_, "latest");
+  if (!file_exists(latest)) fail("{}: no checkpoint yet (missing {})", path_, latest);
+  std::string name = read_file(latest);
+  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+  if (name.empty() || name.find("..") != std::string::npos) fail("{}: does not name a checkpoint folder", latest);
+  const std::string dir = path_join(path_, name);
+  if (!is_directory(dir)) fail("{}: names {}, which does not exist", latest, dir);
+  return dir;
+}
+
+void RunDir::log(const json& record) {
+  std::ofstream f(metrics_path(), std::ios::app);
+  if (!f) fail("{}: cannot append", metrics_path());
+  f << record.dump() << "\n";
+  f.flush();
+}
+
+std::vector<json> RunDir::read_metrics() const {
+  std::vector<json> out;
+  if (!file_exists(metrics_path())) return out;
+  std::ifstream f(metrics_path());
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.empty()) continue;
+    json j = json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.is_object()) out.push_back(std::move(j));  // a torn last line is dropped
+  }
+  return out;
+}
+
+void RunDir::truncate_metrics_after(int64_t step) {
+  std::string kept;
+  for (const json& j : read_metrics())
+    if (j.value("step", int64_t(0)) <= step) kept += j.dump() + "\n";
+  write_file_atomic(metrics_path(), kept);
+}
+
+std::string RunDir::save_checkpoint(int64_t step, const std::function<void(const std::string&)>& fill, int keep) {
+  const std::string ckdir = path_join(path_, "checkpoints");
+  make_dirs(ckdir);
+  const std::string name = fmt::format("step-{:08d}", step);
+  const std::string final_dir = path_join(ckdir, name), tmp = final_dir + ".tmp";
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  make_dirs(tmp);
+  fill(tmp);
+  fs::remove_all(final_dir, ec);
+  fs::rename(tmp, final_dir, ec);
+  if (ec) fail("{}: cannot rename checkpoint into place: {}", final_dir, ec.message());
+  write_file_atomic(path_join(path_, "latest"), "checkpoints/" + name + "\n");
+  // prune older complete checkpoints
+  std::vector<std::string> all;
+  for (const auto& e : fs::directory_iterator(ckdir)) {
+    const std::string n = e.path().filename().string();
+    if (n.rfind("step-", 0) == 0 && n.find(".tmp") == std::string::npos) all.push_back(n);
+  }
+  std::sort(all.begin(), all.end());
+  for (size_t i = 0; keep > 0 && i + size_t(keep) < all.size(); i++) fs::remove_all(path_join(ckdir, all[i]), ec);
+  return final_dir;
+}
+
+RunDir::ResumePoint RunDir::resume_point(const std::string& settings_key, const json& overrides,
+                                         const std::vector<std::string>& allowed,
+                                         const std::vector<std::string>& state_keys) const {
+  ResumePoint rp;
+  rp.run_json = path_join(path_, "run.json");
+  if (!file_exists(rp.run_json)) fail("{}: not a run folder (missing run.json)", path_);
+  rp.run = json::parse(read_file(rp.run_json), nullptr, false);
+  if (rp.run.is_discarded() || !rp.run.is_object() || !rp.run.contains(settings_key))
+    fail("{}: corrupted (not a JSON object with '{}')", rp.run_json, settings_key);
+  rp.settings = rp.run[settings_key];
+  for (auto it = overrides.begin(); it != overrides.end(); ++it) {
+    if (std::find(allowed.begin(), allowed.end(), it.key()) == allowed.end())
+      fail("--{}: cannot be changed when resuming (the run's settings are in {})", it.key(), rp.run_json);
+    rp.settings[it.key()] = it.value();
+  }
+  rp.checkpoint = latest_checkpoint();
+  const std::string state_path = path_join(rp.checkpoint, "trainer_state.json");
+  if (!file_exists(state_path)) fail("{}: incomplete checkpoint (no trainer_state.json)", rp.checkpoint);
+  rp.state = json::parse(read_file(state_path), nullptr, false);
+  if (rp.state.is_discarded() || !rp.state.is_object()) fail("{}: corrupted trainer state", state_path);
+  for (const auto& k : state_keys)
+    if (!rp.state.contains(k)) fail("{}: corrupted trainer state (no '{}')", state_path, k);
+  for (const char* f : {"optimizer.safetensors", "config.json"})
+    if (!file_exists(path_join(rp.checkpoint, f))) fail("{}: incomplete checkpoint (no {})", rp.checkpoint, f);
+  return rp;
+}
+
+void RunDir::render_charts() const {
+  const auto records = read_metrics();
+  if (records.empty()) return;
+  Series train{"train loss", "#1f77b4", {}, {}}, mtp{"MTP loss", "#ff7f0e", {}, {}}, val{"val loss", "#2ca02c", {}, {}};
+  std::vector<Series> load_series;
+  const char* colors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                          "#bcbd22", "#17becf"};
+  json last_load;
+  for (const json& j : records) {
+    const double step = j.value("step", 0.0);
+    if (j.contains("loss")) {
+      train.x.push_back(step);
+      train.y.push_back(j["loss"].get<double>());
+    }
+    if (j.contains("mtp_loss") && j["mtp_loss"].get<double>() > 0) {
+      mtp.x.push_back(step);
+      mtp.y.push_back(j["mtp_loss"].get<double>());
+    }
+    if (j.contains("val_loss")) {
+      val.x.push_back(step);
+      val.y.push_back(j["val_loss"].get<double>());
+    }
+    if (j.contains("load_max_over_mean")) {
+      const auto& v = j["load_max_over_mean"];
+      if (load_series.size() < v.size())
+        for (size_t i = load_series.size(); i < v.size(); i++)
+          load_series.push_back({"MoE layer " + std::to_string(i), colors[i % 10], {}, {}});
+      for (size_t i = 0; i < v.size(); i++) {
+        load_series[i].x.push_back(step);
+        load_series[i].y.push_back(v[i].get<double>());
+      }
+    }
+    if (j.contains("expert_load")) last_load = j["expert_load"];
+  }
+  // GRPO: rewards and accuracy
+  Series reward{"reward (mean)", "#1f77b4", {}, {}}, acc{"accuracy (samples)", "#ff7f0e", {}, {}},
+      eval_acc{"held-out accuracy", "#2ca02c", {}, {}}, kl{"KL to reference", "#d62728", {}, {}};
+  for (const json& j : records) {
+    const double step = j.value("step", 0.0);
+    auto add = [&](Series& s, const char* key) {
+      if (j.contains(key)) {
+        s.x.push_back(step);
+        s.y.push_back(j[key].get<double>());
+      }
+    };
+    add(reward, "reward_mean");
+    add(acc, "accuracy");
+    add(eval_acc, "eval_accuracy");
+    add(kl, "kl");
+  }
+  if (!reward.x.empty()) {
+    std::vector<Series> rs{reward, acc};
+    if (!eval_acc.x.empty()) rs.push_back(eval_acc);
+    write_file_atomic(path_join(path_, "reward.svg"), svg_line_chart("GRPO reward and accuracy", "step", "value", rs));
+    write_file_atomic(path_join(path_, "kl.svg"), svg_line_chart("KL to the reference policy (k3)", "step", "KL", {kl}));
+    return;
+  }
+  std::vector<Series> losses{train};
+  if (!mtp.x.empty()) losses.push_back(mtp);
+  if (!val.x.empty()) losses.push_back(val);
+  write_file_atomic(path_join(path_, "loss.svg"), svg_line_chart("Loss", "step", "cross-entropy (nats)", losses));
+  if (!load_series.empty()) {
+    std::string svg = svg_line_chart("Expert load balance (max / mean tokens per expert)", "step", "max / mean", load_series);
+    if (last_load.is_array()) {
+      std::vector<std::vector<double>> rows;
+      std::vector<std::string> labels;
+      for (size_t i = 0; i < last_load.size(); i++) {
+        rows.push_back(last_load[i].get<std::vector<double>>());
+        labels.push_back("layer " + std::to_string(i));
+      }
+      write_file_atomic(path_join(path_, "expert_load_last.svg"),
+                        svg_heatmap("Tokens per expert at the last logged step", labels, "expert", rows));
+    }
+    write_file_atomic(path_join(path_, "expert_load.svg"), svg);
+  }
+}
+
+}  // namespace dseek

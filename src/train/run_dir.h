@@ -1,0 +1,48 @@
+// A training run folder: RUN/metrics.jsonl (one JSON object per step), RUN/loss.svg and RUN/expert_load.svg,
+// RUN/checkpoints/step-NNNNNNNN/ (a complete Hugging Face model folder plus optimizer and trainer state),
+// RUN/latest naming the newest complete checkpoint. Checkpoints are written into a temporary folder that is
+// renamed into place, and `latest` is replaced atomically, so an interrupted save never hides the previous one.
+#pragma once
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace dseek {
+
+class RunDir {
+ public:
+  explicit RunDir(std::string path) : path_(std::move(path)) {}
+  const std::string& path() const { return path_; }
+  std::string metrics_path() const;
+  std::string latest_checkpoint() const;  // folder named by RUN/latest; error if none
+  bool has_checkpoint() const;
+
+  // Appends one record and flushes.
+  void log(const nlohmann::json& record);
+  // Keeps only records with step <= `step` (used when resuming from an earlier checkpoint).
+  void truncate_metrics_after(int64_t step);
+  std::vector<nlohmann::json> read_metrics() const;
+
+  // Writes a checkpoint for `step` via `fill(dir)` into a temporary folder, renames it into place, points
+  // `latest` at it and deletes all but the newest `keep` checkpoints.
+  std::string save_checkpoint(int64_t step, const std::function<void(const std::string& dir)>& fill, int keep);
+
+  // Redraws loss.svg and expert_load.svg (or reward.svg and kl.svg) from metrics.jsonl.
+  void render_charts() const;
+
+  // Where a resumed run continues: RUN/run.json (its settings under `settings_key`, with `overrides` applied;
+  // only keys in `allowed` may change) and the latest checkpoint's trainer_state.json (which must hold
+  // `state_keys`). Corrupted or incomplete files are errors naming them.
+  struct ResumePoint {
+    nlohmann::json run, settings, state;
+    std::string run_json, checkpoint;
+  };
+  ResumePoint resume_point(const std::string& settings_key, const nlohmann::json& overrides,
+                           const std::vector<std::string>& allowed, const std::vector<std::string>& state_keys) const;
+
+ private:
+  std::string path_;
+};
+
+}  // namespace dseek

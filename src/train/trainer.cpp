@@ -1,0 +1,406 @@
+#include "train/trainer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/fileio.h"
+#include "core/json_util.h"
+#include "core/threads.h"
+#include "kernels/gemm.h"
+#include "model/quantize.h"
+#include "posttrain/distill.h"
+#include "posttrain/sft_data.h"
+#include "tokenizer/tokenizer.h"
+#include "train/balance.h"
+
+namespace dseek {
+
+using json = nlohmann::json;
+
+// ---------------------------------------------------------------------------------------------------------
+// config
+
+json TrainConfig::to_json() const {
+  return json{{"steps", steps},
+              {"batch_size", batch_size},
+              {"seq_len", seq_len},
+              {"grad_accum", grad_accum},
+              {"seed", seed},
+              {"lr", opt.lr},
+              {"min_lr_ratio", opt.min_lr_ratio},
+              {"weight_decay", opt.weight_decay},
+              {"beta1", opt.beta1},
+              {"beta2", opt.beta2},
+              {"eps", opt.eps},
+              {"grad_clip", opt.grad_clip},
+              {"warmup", opt.warmup},
+              {"schedule", opt.schedule},
+              {"decay_fraction", opt.decay_fraction},
+              {"decay_steps", decay_steps},
+              {"save_every", save_every},
+              {"keep_checkpoints", keep_checkpoints},
+              {"eval_every", eval_every},
+              {"eval_batches", eval_batches},
+              {"log_every", log_every},
+              {"precision", precision},
+              {"mtp_lambda", mtp_lambda},
+              {"aux_alpha", aux_alpha},
+              {"bias_gamma", bias_gamma},
+              {"time_limit", time_limit},
+              {"distill_weight", distill_weight}};
+}
+
+TrainConfig TrainConfig::from_json(const json& j, const std::string& origin) {
+  TrainConfig c;
+  check_known_keys(j, c.to_json(), origin, "training setting");
+  auto num = [&](const char* k, auto& dst) { read_field(j, k, dst, origin); };
+  num("steps", c.steps);
+  num("batch_size", c.batch_size);
+  num("seq_len", c.seq_len);
+  num("grad_accum", c.grad_accum);
+  num("seed", c.seed);
+  num("lr", c.opt.lr);
+  num("min_lr_ratio", c.opt.min_lr_ratio);
+  num("weight_decay", c.opt.weight_decay);
+  num("beta1", c.opt.beta1);
+  num("beta2", c.opt.beta2);
+  num("eps", c.opt.eps);
+  num("grad_clip", c.opt.grad_clip);
+  num("warmup", c.opt.warmup);
+  num("decay_fraction", c.opt.decay_fraction);
+  num("decay_steps", c.decay_steps);
+  num("save_every", c.save_every);
+  num("keep_checkpoints", c.keep_checkpoints);
+  num("eval_every", c.eval_every);
+  num("eval_batches", c.eval_batches);
+  num("log_every", c.log_every);
+  num("mtp_lambda", c.mtp_lambda);
+  num("aux_alpha", c.aux_alpha);
+  num("bias_gamma", c.bias_gamma);
+  num("time_limit", c.time_limit);
+  num("distill_weight", c.distill_weight);
+  num("schedule", c.opt.schedule);
+  num("precision", c.precision);
+  auto positive = [&](int64_t v, const char* k) {
+    if (v <= 0) fail("{}: setting '{}' must be positive", origin, k);
+  };
+  positive(c.batch_size, "batch_size");
+  positive(c.seq_len, "seq_len");
+  positive(c.grad_accum, "grad_accum");
+  positive(c.log_every, "log_every");
+  if (c.steps < 0) fail("{}: setting 'steps' must be >= 0", origin);
+  if (!(c.opt.lr > 0)) fail("{}: setting 'lr' must be positive", origin);
+  if (c.precision != "f32" && c.precision != "bf16") fail("{}: setting 'precision' must be f32 or bf16", origin);
+  if (c.opt.schedule != "constant" && c.opt.schedule != "cosine" && c.opt.schedule != "wsd")
+    fail("{}: setting 'schedule' must be constant, cosine or wsd", origin);
+  return c;
+}
+
+json DataSpec::to_json() const {
+  return json{{"kind", kind},         {"path", path},       {"tokenizer", tokenizer}, {"val_fraction", val_fraction},
+              {"teacher", teacher}, {"teacher_top_k", teacher_top_k}};
+}
+
+DataSpec DataSpec::from_json(const json& j, const std::string& origin) {
+  DataSpec d;
+  if (j.is_string()) {  // a plain token folder
+    d.path = j.get<std::string>();
+    return d;
+  }
+  if (!j.is_object() || !j.contains("kind") || !j.contains("path")) fail("{}: 'data' must have 'kind' and 'path'", origin);
+  d.kind = j["kind"].get<std::string>();
+  d.path = j["path"].get<std::string>();
+  d.tokenizer = j.value("tokenizer", std::string());
+  d.val_fraction = j.value("val_fraction", 0.05);
+  d.teacher = j.value("teacher", std::string());
+  d.teacher_top_k = j.value("teacher_top_k", int64_t(20));
+  if (d.kind != "tokens" && d.kind != "chat") fail("{}: data kind '{}' is not tokens or chat", origin, d.kind);
+  return d;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+MicroBatch WindowSource::next(int64_t B, int64_t T) {
+  sampler_.next(B, T, buf_);
+  return MicroBatch::from_tokens(buf_.data(), B, T);
+}
+
+Model to_master_weights(Model m) {
+  if (m.config.quantization.fp8) dequantize_model(m);
+  for_each_param(m.config, m.w, [](ParamRef& p) {
+    *p.tensor = p.tensor->dtype == DType::F32 ? p.tensor->clone() : p.tensor->to(DType::F32);
+    if (p.linear) p.linear->scale_inv = Tensor{};
+  }, ParamOptions{!m.w.mtp.empty()});
+  if (m.config.tie_word_embeddings) m.w.lm_head.weight = m.w.embed;
+  for (auto& mt : m.w.mtp) {
+    mt.embed = m.w.embed;
+    mt.head = m.w.lm_head;
+  }
+  // a routing bias must exist for the balance rule even if the checkpoint came without one
+  for (auto& L : m.w.layers)
+    if (L.is_moe && m.config.uses_score_bias() && !L.moe.score_bias.data)
+      L.moe.score_bias = Tensor::zeros(DType::F32, {m.config.n_routed_experts});
+  return m;
+}
+
+Trainer::Trainer(const std::string& run_dir, Model model, const DataSpec& data, const TrainConfig& cfg)
+    : run_(run_dir), data_(data), cfg_(cfg), model_(std::move(model)), graph_(model_.config) {
+  const ModelConfig& c = model_.config;
+  if (cfg_.seq_len > c.max_position_embeddings)
+    fail("--seq-len {} exceeds max_position_embeddings {}", cfg_.seq_len, c.max_position_embeddings);
+  const int64_t B = cfg_.batch_size, T = cfg_.seq_len;
+  if (data_.kind == "tokens") {
+    train_tokens_ = TokenDataset::open(data_.path, "train");
+    if (train_tokens_->vocab_size() > c.vocab_size)
+      fail("{}: data vocabulary ({}) is larger than the model's vocab_size ({})", data_.path, train_tokens_->vocab_size(),
+           c.vocab_size);
+    source_ = std::make_unique<WindowSource>(*train_tokens_, cfg_.seed);
+    bool has_val = false;
+    for (const auto& e : std::filesystem::directory_iterator(data_.path))
+      has_val |= e.path().filename().string().rfind("val-", 0) == 0;
+    if (has_val && cfg_.eval_batches > 0) {
+      // fixed windows spread evenly over the validation split
+      TokenDataset val = TokenDataset::open(data_.path, "val");
+      const int64_t n = val.size(), windows = cfg_.eval_batches * B, span = n - T - 1;
+      if (span >= 0) {
+        std::vector<int32_t> buf(size_t(B * (T + 1)));
+        for (int64_t e = 0; e < cfg_.eval_batches; e++) {
+          for (int64_t b = 0; b < B; b++) {
+            const int64_t w = e * B + b, start = windows > 1 ? span * w / (windows - 1) : 0;
+            val.read(start, T + 1, buf.data() + b * (T + 1));
+          }
+          val_batches_.push_back(MicroBatch::from_tokens(buf.data(), B, T));
+          for (int32_t t : val_batches_.back().targets) val_bytes_ += double(val.bytes_of(t));
+        }
+      }
+    }
+  } else {
+    Tokenizer tok = Tokenizer::load(data_.tokenizer);
+    std::vector<Conversation> train, val;
+    load_conversations(data_.path, tok, data_.val_fraction, train, val);
+    for (const auto& conv : train)
+      for (int32_t id : conv.ids)
+        if (id >= c.vocab_size) fail("{}: token id {} exceeds the model's vocab_size {}", data_.path, id, c.vocab_size);
+    const int32_t pad = tok.eos_id() >= 0 ? tok.eos_id() : 0;
+    source_ = std::make_unique<ChatSource>(std::move(train), cfg_.seed, pad);
+    if (!data_.teacher.empty()) source_ = std::make_unique<DistillSource>(std::move(source_), data_.teacher, data_.teacher_top_k);
+    if (!val.empty() && cfg_.eval_batches > 0) {
+      val_batches_ = pack_conversations(val, B, T, pad);
+      if (int64_t(val_batches_.size()) > cfg_.eval_batches) val_batches_.resize(size_t(cfg_.eval_batches));
+    }
+  }
+  grads_ = zeros_like_weights(c, !model_.w.mtp.empty());
+  opt_ = std::make_unique<AdamW>(cfg_.opt, c, model_.w, grads_);
+  compute_ = cfg_.precision == "bf16" ? bf16_compute_copy(c, model_.w) : model_.w;
+}
+
+std::unique_ptr<Trainer> Trainer::create(const std::string& run_dir, Model init, const DataSpec& data,
+                                         const TrainConfig& cfg) {
+  if (file_exists(path_join(run_dir, "latest")) || file_exists(path_join(run_dir, "metrics.jsonl")))
+    fail("{}: already holds a run; use --resume {} to continue it, or another --out", run_dir, run_dir);
+  make_dirs(run_dir);
+  TrainConfig c = cfg;
+  if (c.decay_steps == 0) c.decay_steps = c.steps;
+  DataSpec d = data;
+  d.path = std::filesystem::absolute(d.path).string();
+  if (!d.tokenizer.empty()) d.tokenizer = std::filesystem::absolute(d.tokenizer).string();
+  auto t = std::unique_ptr<Trainer>(new Trainer(run_dir, to_master_weights(std::move(init)), d, c));
+  json run{{"data", d.to_json()}, {"train", c.to_json()}, {"model_config", t->model_.config.to_json()}};
+  write_file_atomic(path_join(run_dir, "run.json"), run.dump(2) + "\n");
+  return t;
+}
+
+std::unique_ptr<Trainer> Trainer::resume(const std::string& run_dir, const json& overrides) {
+  RunDir rd(run_dir);
+  const auto rp = rd.resume_point("train", overrides,
+                                  {"steps", "time_limit", "save_every", "eval_every", "log_every", "keep_checkpoints"},
+                                  {"step", "data_state"});
+  if (!rp.run.contains("data")) fail("{}: corrupted (no 'data')", rp.run_json);
+  TrainConfig cfg = TrainConfig::from_json(rp.settings, rp.run_json);
+  Model m = Model::load(rp.checkpoint, LoadOptions{.mtp = true});
+  auto t = std::unique_ptr<Trainer>(
+      new Trainer(run_dir, to_master_weights(std::move(m)), DataSpec::from_json(rp.run["data"], rp.run_json), cfg));
+  t->opt_->load_state(SafetensorsFile::open(path_join(rp.checkpoint, "optimizer.safetensors")));
+  t->source_->restore(rp.state["data_state"]);
+  t->step_ = rp.state["step"].get<int64_t>();
+  t->elapsed_ = rp.state.value("elapsed_s", 0.0);
+  rd.truncate_metrics_after(t->step_);
+  return t;
+}
+
+void write_checkpoint_files(const std::string& dir, const Model& model, const AdamW& opt, const json& state,
+                            const std::string& tokenizer_dir) {
+  model.save(dir);
+  save_safetensors(path_join(dir, "optimizer.safetensors"), opt.state());
+  write_file_atomic(path_join(dir, "trainer_state.json"), state.dump(2) + "\n");
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) {
+    const std::string src = path_join(tokenizer_dir, f);
+    if (file_exists(src)) write_file_atomic(path_join(dir, f), read_file(src));
+  }
+}
+
+double Trainer::flops_per_token() const {
+  const ModelConfig& c = model_.config;
+  Model& m = const_cast<Model&>(model_);
+  double params = 0;
+  for_each_param(c, m.w, [&](ParamRef& p) {
+    if (p.role != ParamRole::Matrix && p.role != ParamRole::Router) return;
+    double n = double(shape_numel(p.shape));
+    if (p.name.find(".mlp.experts.") != std::string::npos) n *= double(c.num_experts_per_tok) / double(c.n_routed_experts);
+    params += n;
+  }, ParamOptions{!m.w.mtp.empty()});
+  if (!m.w.mtp.empty()) params += double(c.vocab_size * c.hidden_size) * double(m.w.mtp.size());  // shared head again
+  const double layers = double(c.num_hidden_layers + int64_t(m.w.mtp.size()));
+  const double attn = 2.0 * double(c.num_attention_heads) * double(c.qk_head_dim() + c.v_head_dim) *
+                      double(cfg_.seq_len + 1) / 2.0 * layers;
+  return 3.0 * (2.0 * params + attn);  // forward + backward (2x)
+}
+
+namespace {
+// Sustained GEMM FLOP/s of the backend for the MFU denominator.
+double measured_peak_flops(Precision p) {
+  const int64_t M = 512, K = 512, N = 1408;
+  std::vector<float> a(size_t(M * K), 0.5f), b(size_t(N * K), 0.25f), c(size_t(M * N));
+  gemm(false, true, M, N, K, 1.0f, a.data(), K, b.data(), K, 0.0f, c.data(), N, p);
+  auto t0 = std::chrono::steady_clock::now();
+  int it = 0;
+  while (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < 0.15) {
+    gemm(false, true, M, N, K, 1.0f, a.data(), K, b.data(), K, 0.0f, c.data(), N, p);
+    it++;
+  }
+  return 2.0 * M * N * K * it / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string hms(double s) {
+  const int64_t t = int64_t(s + 0.5);
+  return t >= 3600 ? fmt::format("{}:{:02d}:{:02d}", t / 3600, (t / 60) % 60, t % 60) : fmt::format("{}:{:02d}", t / 60, t % 60);
+}
+}  // namespace
+
+std::pair<double, double> Trainer::evaluate() {
+  if (val_batches_.empty()) return {NAN, NAN};
+  GraphOptions o;
+  o.layer.precision = cfg_.precision == "bf16" ? Precision::BF16 : Precision::F32;
+  o.use_mtp = false;
+  double nats = 0;
+  int64_t tokens = 0;
+  for (const MicroBatch& mb : val_batches_) {
+    TrainGraph g(model_.config);
+    LossBreakdown lb = g.run(compute_, nullptr, model_.rope, mb, o);
+    nats += lb.main * double(lb.tokens);
+    tokens += lb.tokens;
+  }
+  if (tokens == 0) return {NAN, NAN};
+  return {nats / double(tokens), val_bytes_ > 0 ? nats / std::log(2.0) / val_bytes_ : NAN};
+}
+
+void Trainer::save_checkpoint() {
+  run_.save_checkpoint(step_, [&](const std::string& dir) {
+    const json st{{"step", step_}, {"data_state", source_->state()}, {"elapsed_s", elapsed_}, {"train", cfg_.to_json()}};
+    write_checkpoint_files(dir, model_, *opt_, st, data_.kind == "tokens" ? data_.path : data_.tokenizer);
+  }, int(cfg_.keep_checkpoints));
+}
+
+void Trainer::train() {
+  using clock = std::chrono::steady_clock;
+  const ModelConfig& c = model_.config;
+  const Precision prec = cfg_.precision == "bf16" ? Precision::BF16 : Precision::F32;
+  GraphOptions go;
+  go.layer.precision = prec;
+  go.layer.aux_alpha = c.n_routed_experts > 0 ? cfg_.aux_alpha : 0.0;
+  go.mtp_lambda = cfg_.mtp_lambda;
+  go.soft_weight = float(cfg_.distill_weight);
+  const double peak = measured_peak_flops(prec), fpt = flops_per_token();
+  const int64_t tokens_per_step = cfg_.batch_size * cfg_.seq_len * cfg_.grad_accum;
+  const auto session_start = clock::now();
+  double recent = 0;  // smoothed seconds per step
+  std::fprintf(stderr, "training %s: %.1fM parameters, %lld tokens/step, %s, %d threads, target step %lld\n",
+               run_.path().c_str(), double(model_.parameter_count(false)) / 1e6, (long long)tokens_per_step,
+               cfg_.precision.c_str(), num_threads(), (long long)cfg_.steps);
+  while (step_ < cfg_.steps) {
+    const auto t0 = clock::now();
+    const double lr = lr_at(cfg_.opt, step_, cfg_.decay_steps > 0 ? cfg_.decay_steps : cfg_.steps);
+    opt_->zero_grads();
+    LossBreakdown sum;
+    std::vector<std::vector<int64_t>> load;
+    for (int64_t a = 0; a < cfg_.grad_accum; a++) {
+      MicroBatch mb = source_->next(cfg_.batch_size, cfg_.seq_len);
+      LossBreakdown lb = graph_.run(compute_, &grads_, model_.rope, mb, go);
+      sum.main += lb.main;
+      sum.mtp += lb.mtp;
+      sum.aux += lb.aux;
+      sum.total += lb.total;
+      if (load.empty()) load = lb.load;
+      else
+        for (size_t l = 0; l < load.size(); l++)
+          for (size_t e = 0; e < load[l].size(); e++) load[l][e] += lb.load[l][e];
+    }
+    const double inv = 1.0 / double(cfg_.grad_accum);
+    if (cfg_.grad_accum > 1) opt_->scale_grads(float(inv));
+    const OptimizerStep os = opt_->step(lr);
+    if (model_.config.uses_score_bias()) update_routing_bias(model_.w, load, cfg_.bias_gamma);
+    if (prec == Precision::BF16) refresh_bf16_copy(c, model_.w, compute_);
+    step_++;
+    const double dt = std::chrono::duration<double>(clock::now() - t0).count();
+    elapsed_ += dt;
+    recent = recent == 0 ? dt : 0.9 * recent + 0.1 * dt;
+
+    json rec{{"step", step_}, {"loss", sum.main * inv}, {"mtp_loss", sum.mtp * inv}, {"aux_loss", sum.aux * inv},
+             {"total_loss", sum.total * inv}, {"lr", lr}, {"grad_norm", os.grad_norm},
+             {"tokens_per_s", double(tokens_per_step) / dt}, {"mfu", fpt * double(tokens_per_step) / dt / peak},
+             {"step_s", dt}, {"elapsed_s", elapsed_}};
+    if (!load.empty()) {
+      json ratio = json::array(), loads = json::array();
+      for (const auto& l : load) {
+        double mx = 0, mean = 0;
+        for (int64_t v : l) {
+          mx = std::max(mx, double(v));
+          mean += double(v);
+        }
+        mean /= double(l.size());
+        ratio.push_back(mean > 0 ? mx / mean : 0.0);
+        json row = json::array();
+        for (int64_t v : l) row.push_back(mean > 0 ? double(v) / mean : 0.0);
+        loads.push_back(row);
+      }
+      rec["load_max_over_mean"] = ratio;
+      if (step_ % 10 == 0 || step_ == cfg_.steps) rec["expert_load"] = loads;
+    }
+    const bool time_up = cfg_.time_limit > 0 &&
+                         std::chrono::duration<double>(clock::now() - session_start).count() >= cfg_.time_limit;
+    const bool last = step_ == cfg_.steps || time_up;
+    if ((cfg_.eval_every > 0 && step_ % cfg_.eval_every == 0) || (last && cfg_.eval_every > 0)) {
+      auto [vl, bpb] = evaluate();
+      if (std::isfinite(vl)) {
+        rec["val_loss"] = vl;
+        rec["val_bpb"] = bpb;
+      }
+    }
+    run_.log(rec);
+    if (step_ % cfg_.log_every == 0 || last) {
+      const double eta = cfg_.time_limit > 0
+                             ? std::max(0.0, cfg_.time_limit - std::chrono::duration<double>(clock::now() - session_start).count())
+                             : recent * double(cfg_.steps - step_);
+      std::string extra;
+      if (rec.contains("val_loss")) extra = fmt::format(" | val {:.4f} ({:.3f} bpb)", rec["val_loss"].get<double>(), rec["val_bpb"].get<double>());
+      std::fprintf(stderr, "step %lld/%lld | loss %.4f | mtp %.4f | lr %.2e | gnorm %.3f | %.0f tok/s | MFU %.1f%% | ETA %s%s\n",
+                   (long long)step_, (long long)cfg_.steps, sum.main * inv, sum.mtp * inv, lr, os.grad_norm,
+                   double(tokens_per_step) / dt, 100.0 * rec["mfu"].get<double>(), hms(eta).c_str(), extra.c_str());
+    }
+    if ((cfg_.save_every > 0 && step_ % cfg_.save_every == 0) || last) {
+      save_checkpoint();
+      run_.render_charts();
+    }
+    if (time_up) {
+      std::fprintf(stderr, "time limit reached at step %lld\n", (long long)step_);
+      break;
+    }
+  }
+  run_.render_charts();
+}
+
+}  // namespace dseek

@@ -1,0 +1,113 @@
+// Pretraining loop: micro-batches from a BatchSource, gradient accumulation, AdamW, the auxiliary-loss-free
+// bias update, validation loss and bits per byte, progress line and metrics.jsonl, charts, atomic checkpoints
+// and exact resumption (weights, optimizer moments, routing biases, data position).
+#pragma once
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "model/model.h"
+#include "train/data.h"
+#include "train/graph.h"
+#include "train/optimizer.h"
+#include "train/run_dir.h"
+
+namespace dseek {
+
+struct TrainConfig {
+  int64_t steps = 1000, batch_size = 8, seq_len = 256, grad_accum = 1;
+  uint64_t seed = 0;
+  OptimizerConfig opt{.lr = 3e-4, .schedule = "constant"};
+  int64_t decay_steps = 0;  // cosine / wsd horizon; 0: `steps` of the run when it was created
+  int64_t save_every = 0, keep_checkpoints = 3;
+  int64_t eval_every = 0, eval_batches = 8, log_every = 1;
+  std::string precision = "f32";  // f32 | bf16 (products in BF16, F32 master weights)
+  double mtp_lambda = 0.3;
+  double aux_alpha = 1e-4;   // sequence-wise balance loss weight (0: off)
+  double bias_gamma = 1e-3;  // auxiliary-loss-free bias update speed (0: off)
+  double time_limit = 0;     // seconds; 0: none
+  double distill_weight = 0.0;  // weight of KL(teacher top-k || student) when the data has a teacher
+  nlohmann::json to_json() const;
+  static TrainConfig from_json(const nlohmann::json& j, const std::string& origin);
+};
+
+// Where micro-batches come from (pretraining windows, packed conversations, ...); its state is saved in
+// checkpoints so a resumed run sees the same data.
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  virtual MicroBatch next(int64_t B, int64_t T) = 0;
+  virtual nlohmann::json state() const = 0;
+  virtual void restore(const nlohmann::json& s) = 0;
+};
+
+class WindowSource : public BatchSource {
+ public:
+  WindowSource(const TokenDataset& d, uint64_t seed) : sampler_(d, seed) {}
+  MicroBatch next(int64_t B, int64_t T) override;
+  nlohmann::json state() const override { return sampler_.state(); }
+  void restore(const nlohmann::json& s) override { sampler_.set_state(s.get<std::vector<uint64_t>>()); }
+
+ private:
+  WindowSampler sampler_;
+  std::vector<int32_t> buf_;
+};
+
+// What a run trains on: "tokens" (a `dseek prepare` folder) or "chat" (JSON Lines of conversations rendered
+// with the tokenizer in `tokenizer`, assistant tokens only, packed).
+struct DataSpec {
+  std::string kind = "tokens";
+  std::string path;
+  std::string tokenizer;
+  double val_fraction = 0.05;
+  std::string teacher;   // chat: a model whose top-k next-token distribution is a soft target (distillation)
+  int64_t teacher_top_k = 20;
+  nlohmann::json to_json() const;
+  static DataSpec from_json(const nlohmann::json& j, const std::string& origin);
+};
+
+class Trainer {
+ public:
+  // A new run in `run_dir` (must not hold a run yet) from an initial model.
+  static std::unique_ptr<Trainer> create(const std::string& run_dir, Model init, const DataSpec& data,
+                                         const TrainConfig& cfg);
+  // Continues the run in `run_dir` from its latest checkpoint. `overrides` may change steps, time_limit,
+  // save_every, eval_every, log_every and keep_checkpoints; everything else is the run's own.
+  static std::unique_ptr<Trainer> resume(const std::string& run_dir, const nlohmann::json& overrides);
+
+  void train();
+  int64_t step() const { return step_; }
+  const Model& model() const { return model_; }
+  // Mean loss and bits per byte over the validation windows.
+  std::pair<double, double> evaluate();
+
+ private:
+  Trainer(const std::string& run_dir, Model model, const DataSpec& data, const TrainConfig& cfg);
+  void save_checkpoint();
+  double flops_per_token() const;
+
+  RunDir run_;
+  DataSpec data_;
+  TrainConfig cfg_;
+  Model model_;  // F32 master weights
+  ModelWeights compute_, grads_;
+  std::unique_ptr<AdamW> opt_;
+  std::optional<TokenDataset> train_tokens_;  // kind "tokens"
+  std::unique_ptr<BatchSource> source_;
+  std::vector<MicroBatch> val_batches_;  // fixed validation set
+  double val_bytes_ = 0;                 // UTF-8 bytes of the validation targets (0: unknown)
+  TrainGraph graph_;
+  int64_t step_ = 0;
+  double elapsed_ = 0;  // training seconds over all sessions
+};
+
+// Any checkpoint (BF16, FP8, mapped) as owned F32 master weights.
+Model to_master_weights(Model m);
+
+// A checkpoint folder's files: the model in Hugging Face layout, optimizer.safetensors, trainer_state.json and
+// the tokenizer files from `tokenizer_dir`, so the folder is a complete model folder.
+void write_checkpoint_files(const std::string& dir, const Model& model, const AdamW& opt,
+                            const nlohmann::json& state, const std::string& tokenizer_dir);
+
+}  // namespace dseek

