@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -13,6 +14,7 @@
 #include "core/threads.h"
 #include "kernels/attention.h"
 #include "kernels/gemv.h"
+#include "kernels/latent_attention.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/swiglu.h"
 #include "kernels/vmath.h"
@@ -143,7 +145,7 @@ void Forward::attention(int64_t l, const std::vector<SeqChunk>& chunks, const st
   for (size_t i = 0; i < chunks.size(); i++) {
     KVCache& cache = *chunks[i].cache;
     for (int64_t t = 0; t < chunks[i].n; t++)
-      std::memcpy(cache.row(l, cache.length() + t), kv + (row0[i] + t) * kvd, size_t(kvd) * sizeof(float));
+      cache.write(l, cache.length() + t, kv + (row0[i] + t) * kvd);
   }
 
   float* att = grow(att_, size_t(R * H * dv));
@@ -216,51 +218,54 @@ void Forward::attend_absorbed(int64_t l, const SeqChunk& ch, int64_t start, cons
   const int64_t n = ch.n, Tk = start + n, M = n * H;  // query row r = t * H + h
   const KVCache& cache = *ch.cache;
   const MatRef kv_b = MatRef::of(a.kv_b_proj);
-  MatRef ctx;  // [Tk, kvd] rows [c_kv | k_pe]
-  ctx.dtype = DType::F32;
-  ctx.data = cache.row(l, 0);
-  ctx.rows = Tk;
-  ctx.cols = kvd;
-  ctx.ld = kvd;
   const float scale = float(c.softmax_scale());
   float* qabs = grow(qabs_, size_t(M * kvd));
   float* s = grow(scores_, size_t(M * Tk));
   float* olat = grow(olat_, size_t(M * Lr));
-  const int nt = std::min<int64_t>(num_threads(), H);
-  // One parallel region, three phases split by head or by query row.
+  const int nt = int(std::min<int64_t>(num_threads(), H));
+  // One parallel region; each phase split by head, key block, row or latent column.
 #pragma omp parallel num_threads(nt)
   {
     const int t = thread_index(), T = omp_get_num_threads();
-    int64_t h0, h1, r0, r1;
-    split_range(H, T, t, h0, h1);
-    split_range(M, T, t, r0, r1);
+    int64_t lo, hi;
     // q_abs[t, h] = [q_nope W_UK_h | q_pe]: its dot with [c_kv | k_pe] is q . k of the expanded form.
-    for (int64_t h = h0; h < h1; h++) {
+    split_range(H, T, t, lo, hi);
+    for (int64_t h = lo; h < hi; h++) {
       matmul_w(n, q + h * dqk, H * dqk, kv_b.row_slice(h * (dn + dv), dn), qabs + h * kvd, H * kvd);
       for (int64_t i = 0; i < n; i++)
         std::memcpy(qabs + (i * H + h) * kvd + Lr, q + i * H * dqk + h * dqk + dn, size_t(dr) * sizeof(float));
     }
 #pragma omp barrier
-    // scores, softmax over the visible prefix, o_lat = P c_kv
-    if (r1 > r0) {
-      gemv_serial(GemvJob{r1 - r0, qabs + r0 * kvd, kvd, ctx, s + r0 * Tk, Tk});
-      for (int64_t r = r0; r < r1; r++) {
-        float* row = s + r * Tk;
-        const int64_t visible = start + r / H + 1;
-        float mx = -std::numeric_limits<float>::infinity();
-        for (int64_t j = 0; j < visible; j++) mx = std::max(mx, row[j] *= scale);
-        float sum = 0;
+    // scores over this thread's keys (blocks of 16) for every query row
+    split_range((Tk + 15) / 16, T, t, lo, hi);
+    const int64_t j0 = lo * 16, j1 = std::min(Tk, hi * 16);
+    for (int64_t r = 0; r < M && j1 > j0; r += kLatentMaxRows)
+      latent_scores(std::min(kLatentMaxRows, M - r), qabs + r * kvd, kvd, cache.cols(l), cache.capacity(), kvd, j0, j1,
+                    s + r * Tk, Tk);
+#pragma omp barrier
+    // softmax over the visible prefix of each row
+    split_range(M, T, t, lo, hi);
+    for (int64_t r = lo; r < hi; r++) {
+      float* row = s + r * Tk;
+      const int64_t visible = start + r / H + 1;
+      float mx = -std::numeric_limits<float>::infinity();
+      for (int64_t j = 0; j < visible; j++) mx = std::max(mx, row[j] *= scale);
+      float sum = 0;
 #pragma omp simd reduction(+ : sum)
-        for (int64_t j = 0; j < visible; j++) sum += (row[j] = exp_approx(row[j] - mx));
-        const float inv = 1.0f / sum;
-        for (int64_t j = 0; j < visible; j++) row[j] *= inv;
-        std::fill(row + visible, row + Tk, 0.0f);
-      }
-      matmul_w(r1 - r0, s + r0 * Tk, Tk, ctx.col_slice(0, Lr), olat + r0 * Lr, Lr);
+      for (int64_t j = 0; j < visible; j++) sum += (row[j] = exp_approx(row[j] - mx));
+      const float inv = 1.0f / sum;
+#pragma omp simd
+      for (int64_t j = 0; j < visible; j++) row[j] *= inv;
+      std::fill(row + visible, row + Tk, 0.0f);
     }
 #pragma omp barrier
+    // o_lat = P c_kv, this thread's latent columns (chunks of 64)
+    split_range((Lr + 63) / 64, T, t, lo, hi);
+    if (hi > lo) latent_weighted_sum(M, s, Tk, cache.row(l, 0), kvd, Tk, lo * 64, std::min(Lr, hi * 64), olat, Lr);
+#pragma omp barrier
     // out_h = o_lat_h W_UV_h^T
-    for (int64_t h = h0; h < h1; h++)
+    split_range(H, T, t, lo, hi);
+    for (int64_t h = lo; h < hi; h++)
       gemv_serial_or_gemm(n, olat + h * Lr, H * Lr, kv_b.row_slice(h * (dn + dv) + dn, dv), out + h * dv, H * dv);
   }
 }
