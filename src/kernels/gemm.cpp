@@ -314,6 +314,24 @@ void matmul_wT(int64_t M, const float* x, int64_t ldx, const MatRef& w, float* y
   }
 }
 
+void matmul_xT_wT(int64_t M, const float* xT, int64_t ldxT, const MatRef& w, float* y, int64_t ldy) {
+  const int64_t N = w.rows, K = w.cols;
+  if (M == 0 || N == 0) return;
+  if (M <= kGemvMaxRows || w.dtype == DType::F16 || w.dtype == DType::F8_E4M3) {
+    // transpose X into row-major scratch (M <= 8, or products that dequantise W tile by tile anyway)
+    thread_local std::vector<float> x;
+    if (x.size() < size_t(M * K)) x.resize(size_t(M * K));
+    for (int64_t k = 0; k < K; k++)
+      for (int64_t m = 0; m < M; m++) x[size_t(m * K + k)] = xT[k * ldxT + m];
+    return matmul_wT(M, x.data(), K, w, y, ldy);
+  }
+  if (w.dtype == DType::F32) return dnnl_gemm(0, true, true, M, N, K, 1.0f, xT, ldxT, w.data, w.ld, 0.0f, y, ldy);
+  DSEEK_CHECK(w.dtype == DType::BF16, "matmul: unsupported weight dtype {}", dtype_name(w.dtype));
+  uint16_t* x16 = scratch(t_bf16_a, size_t(K * M));
+  f32_to_bf16_rows(xT, K, M, ldxT, x16, M);
+  dnnl_gemm(1, true, true, M, N, K, 1.0f, x16, M, w.data, w.ld, 0.0f, y, ldy);
+}
+
 // Y[M, c0:c1] (+)= X . W[:, c0:c1] for small M: one pass over W's rows, axpy into Y.
 static void matmul_w_small_cols(int64_t M, const float* x, int64_t ldx, const MatRef& w, float* y, int64_t ldy,
                                 bool accumulate, int64_t c0, int64_t c1) {

@@ -44,6 +44,8 @@ void matmul_wT(int64_t M, const float* x, int64_t ldx, const MatRef& w, float* y
                bool accumulate = false);
 void matmul_w(int64_t M, const float* x, int64_t ldx, const MatRef& w, float* y, int64_t ldy,
               bool accumulate = false);
+// Y[M,N] = X . W^T with X given transposed: xT [K, M] with leading dimension ldxT.
+void matmul_xT_wT(int64_t M, const float* xT, int64_t ldxT, const MatRef& w, float* y, int64_t ldy);
 
 // One small product of a batch run together in a single parallel region (decode: q_a and kv_a,
 // gate and up of several experts, ...). Requires M <= kGemvMaxRows.

@@ -48,13 +48,17 @@ inline void row_dot(const GemvJob& j, int64_t n, int64_t m0) {
   const float* x = j.x + m0 * j.ldx;
   const int64_t ldx = j.ldx;
   __m512 acc[MM][U];
+  #pragma GCC unroll 16
   for (int m = 0; m < MM; m++)
+    #pragma GCC unroll 16
     for (int u = 0; u < U; u++) acc[m][u] = _mm512_setzero_ps();
   int64_t k = 0;
   for (; k + 16 * U <= K; k += 16 * U) {
+    #pragma GCC unroll 16
     for (int u = 0; u < U; u++) {
       __m512 w = W::load(row, k + 16 * u, 0xffff);
       if (fp8) w = _mm512_mul_ps(w, _mm512_set1_ps(srow[(j.w.col0 + k + 16 * u) / j.w.block_cols]));
+      #pragma GCC unroll 16
       for (int m = 0; m < MM; m++) acc[m][u] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x + m * ldx + k + 16 * u), acc[m][u]);
     }
   }
@@ -62,8 +66,10 @@ inline void row_dot(const GemvJob& j, int64_t n, int64_t m0) {
     const __mmask16 mask = tail_mask(K - k);
     __m512 w = W::load(row, k, mask);
     if (fp8) w = _mm512_mul_ps(w, _mm512_set1_ps(srow[(j.w.col0 + k) / j.w.block_cols]));
+    #pragma GCC unroll 16
     for (int m = 0; m < MM; m++) acc[m][0] = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(mask, x + m * ldx + k), acc[m][0]);
   }
+  #pragma GCC unroll 16
   for (int m = 0; m < MM; m++) {
     const float s = _mm512_reduce_add_ps(
         _mm512_add_ps(_mm512_add_ps(acc[m][0], acc[m][1]), _mm512_add_ps(acc[m][2], acc[m][3])));
@@ -81,12 +87,16 @@ inline void row_dot_bf16(const GemvJob& j, int64_t n, int64_t m0, const uint16_t
   const int64_t K = j.w.cols;
   const uint16_t* row = static_cast<const uint16_t*>(j.w.data) + size_t(n) * size_t(j.w.ld);
   __m512 acc[MM][U];
+  #pragma GCC unroll 16
   for (int m = 0; m < MM; m++)
+    #pragma GCC unroll 16
     for (int u = 0; u < U; u++) acc[m][u] = _mm512_setzero_ps();
   int64_t k = 0;
   for (; k + 32 * U <= K; k += 32 * U) {
+    #pragma GCC unroll 16
     for (int u = 0; u < U; u++) {
       const __m512bh w = (__m512bh)_mm512_loadu_si512(row + k + 32 * u);
+      #pragma GCC unroll 16
       for (int m = 0; m < MM; m++) {
         const uint16_t* h = xhi + (m0 + m) * ldxb + k + 32 * u;
         const uint16_t* l = xlo + (m0 + m) * ldxb + k + 32 * u;
@@ -98,11 +108,13 @@ inline void row_dot_bf16(const GemvJob& j, int64_t n, int64_t m0, const uint16_t
   for (; k < K; k += 32) {
     const __mmask32 mask = K - k >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << (K - k)) - 1);
     const __m512bh w = (__m512bh)_mm512_maskz_loadu_epi16(mask, row + k);
+    #pragma GCC unroll 16
     for (int m = 0; m < MM; m++) {
       acc[m][0] = _mm512_dpbf16_ps(acc[m][0], w, (__m512bh)_mm512_maskz_loadu_epi16(mask, xhi + (m0 + m) * ldxb + k));
       acc[m][0] = _mm512_dpbf16_ps(acc[m][0], w, (__m512bh)_mm512_maskz_loadu_epi16(mask, xlo + (m0 + m) * ldxb + k));
     }
   }
+  #pragma GCC unroll 16
   for (int m = 0; m < MM; m++) {
     const float s = _mm512_reduce_add_ps(_mm512_add_ps(acc[m][0], acc[m][1]));
     float* y = j.y + (m0 + m) * j.ldy + n;

@@ -17,10 +17,4 @@ void latent_scores(int64_t M, const float* q, int64_t ldq, const float* kT, int6
   generic::latent_scores(M, q, ldq, kT, ldk, dim, j0, j1, s, lds);
 }
 
-void latent_weighted_sum(int64_t M, const float* p, int64_t ldp, const float* v, int64_t ldv, int64_t keys,
-                         int64_t c0, int64_t c1, float* o, int64_t ldo) {
-  if (use_avx512()) return avx512::latent_weighted_sum(M, p, ldp, v, ldv, keys, c0, c1, o, ldo);
-  generic::latent_weighted_sum(M, p, ldp, v, ldv, keys, c0, c1, o, ldo);
-}
-
 }  // namespace dseek

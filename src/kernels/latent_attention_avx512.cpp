@@ -7,10 +7,6 @@
 
 namespace dseek::avx512 {
 
-namespace portable {
-#include "kernels/latent_attention_impl.h"
-}  // namespace portable
-
 namespace {
 
 // 32 keys (two vectors) x M <= 4 query rows in named registers (an accumulator array gets spilled by GCC);
@@ -25,6 +21,9 @@ void scores_32(const float* q, int64_t ldq, const float* kT, int64_t ldk, int64_
   const float* q3 = q + 3 * ldq;
   for (int64_t d = 0; d < dim; d++) {
     const float* k = kT + d * ldk + j;
+    // rows of the transposed cache are short per block: fetch a few rows ahead (the prefetcher does not)
+    _mm_prefetch(reinterpret_cast<const char*>(k + 6 * ldk), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(k + 6 * ldk + 16), _MM_HINT_T0);
     const __m512 k0 = _mm512_maskz_loadu_ps(m0, k), k1 = _mm512_maskz_loadu_ps(m1, k + 16);
     __m512 b = _mm512_set1_ps(q0[d]);
     a00 = _mm512_fmadd_ps(b, k0, a00);
@@ -86,11 +85,6 @@ void latent_scores(int64_t M, const float* q, int64_t ldq, const float* kT, int6
       default: scores_rows<1>(qm, ldq, kT, ldk, dim, j0, j1, sm, lds); break;
     }
   }
-}
-
-void latent_weighted_sum(int64_t M, const float* p, int64_t ldp, const float* v, int64_t ldv, int64_t keys, int64_t c0,
-                         int64_t c1, float* o, int64_t ldo) {
-  portable::latent_weighted_sum(M, p, ldp, v, ldv, keys, c0, c1, o, ldo);
 }
 
 }  // namespace dseek::avx512

@@ -3,7 +3,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -180,12 +179,12 @@ void Forward::attend_expanded(int64_t l, const SeqChunk& ch, int64_t start, cons
   const ModelConfig& c = model_.config;
   const MLAWeights& a = model_.w.layers[size_t(l)].attn;
   const int64_t H = c.num_attention_heads, dqk = c.qk_head_dim(), dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim;
-  const int64_t dv = c.v_head_dim, Lr = c.kv_lora_rank, kvd = c.kv_cache_dim();
+  const int64_t dv = c.v_head_dim, Lr = c.kv_lora_rank;
   const int64_t n = ch.n, Tk = start + n;
   const KVCache& cache = *ch.cache;
-  // [k_nope | v] per head for every context token: c_kv kv_b^T
+  // [k_nope | v] per head for every context token: c_kv kv_b^T (c_kv read from the transposed cache)
   std::vector<float> kvx(size_t(Tk * H * (dn + dv)));
-  matmul_wT(Tk, cache.row(l, 0), kvd, MatRef::of(a.kv_b_proj), kvx.data(), H * (dn + dv));
+  matmul_xT_wT(Tk, cache.cols(l), cache.capacity(), MatRef::of(a.kv_b_proj), kvx.data(), H * (dn + dv));
   std::vector<float> Qh(size_t(H * n * dqk)), Kh(size_t(H * Tk * dqk)), Vh(size_t(H * Tk * dv));
 #pragma omp parallel for collapse(2) schedule(static) if (H * Tk * dqk > 65536)
   for (int64_t h = 0; h < H; h++)
@@ -193,7 +192,7 @@ void Forward::attend_expanded(int64_t l, const SeqChunk& ch, int64_t start, cons
       const float* src = kvx.data() + t * H * (dn + dv) + h * (dn + dv);
       float* kd = Kh.data() + (h * Tk + t) * dqk;
       std::memcpy(kd, src, size_t(dn) * sizeof(float));
-      std::memcpy(kd + dn, cache.row(l, t) + Lr, size_t(dr) * sizeof(float));
+      for (int64_t i = 0; i < dr; i++) kd[dn + i] = cache.at(l, t, Lr + i);
       std::memcpy(Vh.data() + (h * Tk + t) * dv, src + dn, size_t(dv) * sizeof(float));
     }
   for (int64_t h = 0; h < H; h++)
@@ -259,9 +258,16 @@ void Forward::attend_absorbed(int64_t l, const SeqChunk& ch, int64_t start, cons
       std::fill(row + visible, row + Tk, 0.0f);
     }
 #pragma omp barrier
-    // o_lat = P c_kv, this thread's latent columns (chunks of 64)
-    split_range((Lr + 63) / 64, T, t, lo, hi);
-    if (hi > lo) latent_weighted_sum(M, s, Tk, cache.row(l, 0), kvd, Tk, lo * 64, std::min(Lr, hi * 64), olat, Lr);
+    // o_lat = P c_kv: this thread's latent dimensions, each a row of the transposed cache
+    split_range(Lr, T, t, lo, hi);
+    if (hi > lo) {
+      MatRef ct;
+      ct.data = cache.cols(l) + lo * cache.capacity();
+      ct.rows = hi - lo;
+      ct.cols = Tk;
+      ct.ld = cache.capacity();
+      gemv_serial(GemvJob{M, s, Tk, ct, olat + lo, Lr});
+    }
 #pragma omp barrier
     // out_h = o_lat_h W_UV_h^T
     split_range(H, T, t, lo, hi);

@@ -1,6 +1,7 @@
 // MLA KV cache of one sequence: per layer and token only the normalised latent c_kv (kv_lora_rank) and the
-// rotated shared RoPE key k_pe (qk_rope_head_dim), F32. Rows [token][dim] feed prefill and the attention's
-// weighted sum; a transposed copy [dim][token] lets decode compute scores for 16 keys per vector.
+// rotated shared RoPE key k_pe (qk_rope_head_dim), F32, stored transposed: [layer][dim][capacity]. Decode
+// scores then take 16 keys per vector, the weighted sum over values is a product with its first
+// kv_lora_rank rows, and prefill reads it as the transposed input of a matrix product.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -19,19 +20,18 @@ class KVCache {
   int64_t length() const { return length_; }
   int64_t dim() const { return dim_; }          // kv_lora_rank + qk_rope_head_dim
   int64_t latent_dim() const { return latent_; }
-  int64_t capacity() const { return capacity_; }
-  const float* row(int64_t layer, int64_t pos) const { return rows_.data() + (layer * capacity_ + pos) * dim_; }
-  // [dim][capacity] for one layer: element (d, pos) at cols(layer)[d * capacity() + pos]
-  const float* cols(int64_t layer) const { return cols_.data() + layer * dim_ * capacity_; }
-  void write(int64_t layer, int64_t pos, const float* v);  // both layouts
+  int64_t capacity() const { return capacity_; }  // the leading dimension of cols()
+  // [dim][capacity] of one layer: element (d, token) at cols(layer)[d * capacity() + token]
+  const float* cols(int64_t layer) const { return data_.data() + layer * dim_ * capacity_; }
+  float at(int64_t layer, int64_t token, int64_t d) const { return cols(layer)[d * capacity_ + token]; }
+  void write(int64_t layer, int64_t token, const float* v);
   void reserve(int64_t n);
   void set_length(int64_t n) { length_ = n; }  // after appending (or to roll back)
-  // bytes held per token (latent rows and their transposed copy)
-  size_t bytes_per_token() const { return size_t(2 * layers_ * dim_) * sizeof(float); }
+  size_t bytes_per_token() const { return size_t(layers_ * dim_) * sizeof(float); }
 
  private:
   int64_t layers_ = 0, dim_ = 0, latent_ = 0, capacity_ = 0, length_ = 0;
-  std::vector<float> rows_, cols_;
+  std::vector<float> data_;
 };
 
 }  // namespace dseek
