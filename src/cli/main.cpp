@@ -20,6 +20,9 @@ int main(int argc, char** argv) {
   dseek::cli::add_train(app);
   dseek::cli::add_sft(app);
   dseek::cli::add_grpo(app);
+  dseek::cli::add_plot(app);
+  dseek::cli::add_task(app);
+  dseek::cli::add_distill(app);
   dseek::cli::add_eval(app);
   try {
     app.parse(argc, argv);

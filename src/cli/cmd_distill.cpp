@@ -1,0 +1,51 @@
+// dseek distill: a teacher's verified completions (and optionally its top-k distributions) into a student.
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "cli/settings.h"
+#include "core/error.h"
+#include "posttrain/distill.h"
+
+namespace dseek::cli {
+
+void add_distill(CLI::App& app) {
+  struct Opts {
+    DistillConfig c;
+    std::string hparams;
+    bool keep_all = false;
+    int threads = 0;
+    SettingFlags flags;
+  };
+  auto o = std::make_shared<Opts>();
+  CLI::App* sub = app.add_subcommand(
+      "distill", "Distil a teacher into a student: verified teacher completions as SFT data, optional logit KL");
+  sub->add_option("--teacher", o->c.teacher, "Teacher model folder or run")->required();
+  sub->add_option("--student", o->c.student, "Student model folder, or a config.json to initialise randomly")->required();
+  sub->add_option("--task", o->c.task, "Built-in task whose train split gives the prompts and the verifier");
+  sub->add_option("--prompts", o->c.prompts_file, "JSON Lines of {\"prompt\", \"answer\"} instead of a task");
+  sub->add_option("--out", o->c.out, "Folder for distill_data.jsonl and the student's run (OUT/student)")->required();
+  sub->add_option("--n-prompts", o->c.prompts, "Prompts the teacher answers")->default_val(512);
+  sub->add_option("--samples-per-prompt", o->c.samples_per_prompt, "Teacher samples per prompt")->default_val(4);
+  sub->add_option("--teacher-temperature", o->c.temperature, "Teacher sampling temperature")->default_val(0.8);
+  sub->add_option("--max-new-tokens", o->c.max_new_tokens, "Completion length limit")->default_val(96);
+  sub->add_flag("--keep-all", o->keep_all, "Keep every teacher sample (no rejection by the verifier)");
+  sub->add_option("--top-k", o->c.top_k, "Also match the teacher's top-k next-token distribution (needs the same vocabulary)")
+      ->default_val(0);
+  sub->add_option("--hparams", o->hparams, "Student training settings file");
+  add_task_option_flags(*sub, o->c.task_options, "--task-seed");
+  o->flags.add_to(*sub, training_setting_flags());
+  add_threads_flag(*sub, o->threads);
+  sub->callback([o] {
+    apply_threads(o->threads);
+    o->c.rejection = !o->keep_all;
+    nlohmann::json settings = gather_settings(o->hparams, o->flags);
+    if (o->c.top_k > 0 && !settings.contains("distill_weight")) settings["distill_weight"] = 1.0;
+    o->c.train = TrainConfig::from_json(settings, o->hparams.empty() ? "flags" : o->hparams);
+    DistillStats st = distill(o->c);
+    if (st.generated > 0)
+      std::printf("teacher: %lld samples, %lld kept (sample accuracy %.3f); student trained in %s/student\n",
+                  (long long)st.generated, (long long)st.kept, st.teacher_accuracy, o->c.out.c_str());
+  });
+}
+
+}  // namespace dseek::cli
