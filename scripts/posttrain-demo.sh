@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Post-training demonstration (docs/posttrain.md): a small MLA + DeepSeekMoE model trained from scratch on the
+# built-in tasks, then improved by GRPO, then distilled into a smaller dense student.
+#   1. tokenizer (512 tokens) on task text; random init of configs/arith-small.json
+#   2. arithmetic: SFT cold start -> eval -> GRPO -> eval
+#   3. countdown:  SFT cold start -> eval -> GRPO -> eval
+#   4. distillation: the GRPO arithmetic model teaches configs/arith-student.json (rejection-sampled) -> eval
+# Every stage writes into $OUT (default runs/posttrain) and is skipped when its result is already there, so the
+# script can be stopped and started again. Held-out accuracies go to $OUT/results.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-runs/posttrain}
+root=$PWD
+dseek=$root/build/dseek
+eval_n=${EVAL_N:-512}
+mkdir -p "$out"
+cd "$out"
+log() { echo "[$(date +%H:%M:%S)] $*" | tee -a stages.log; }
+run() { echo "+ $*"; "$@"; }
+timed() {  # timed NAME CMD...: runs CMD, logs its wall-clock time
+  local name=$1; shift
+  local t0=$(date +%s.%N)
+  run "$@"
+  log "$name took $(echo "$(date +%s.%N) - $t0" | bc | xargs printf '%.0f') s"
+}
+accuracy() {  # accuracy NAME MODEL TASK [task flags]: held-out accuracy to results.txt
+  local name=$1 model=$2 task=$3; shift 3
+  local line
+  line=$($dseek eval --model "$model" --task "$task" --n "$eval_n" --max-tokens 96 "$@" | tail -1)
+  echo "$name $task $line" | tee -a results.txt
+}
+arith=(--ops +- --min-digits 1 --max-digits 3)
+countdown=(--numbers 3)
+
+# 1. data, tokenizer and the untrained model
+if [ ! -f init/model.safetensors ]; then
+  run $dseek task export --task arithmetic "${arith[@]}" --format chat --n 20000 --out arith-sft.jsonl
+  run $dseek task export --task countdown "${countdown[@]}" --format chat --n 20000 --out countdown-sft.jsonl
+  run $dseek task export --task arithmetic "${arith[@]}" --format text --n 20000 --out arith.txt
+  run $dseek task export --task countdown "${countdown[@]}" --format text --n 20000 --out countdown.txt
+  run $dseek tokenizer train --vocab-size 512 --input arith.txt countdown.txt --out tokenizer
+  run $dseek init --config $root/configs/arith-small.json --tokenizer tokenizer --out init --seed 1
+fi
+
+sft() {  # sft DATA OUT STEPS
+  [ -f "$2/latest" ] && return 0
+  timed "sft $2" $dseek sft --model init --data "$1" --out "$2" --steps "$3" --batch-size 16 --seq-len 128 \
+    --lr 2e-3 --warmup 20 --schedule constant --save-every 500 --log-every 100 --seed 1
+}
+grpo() {  # grpo MODEL TASK OUT STEPS [task flags]
+  local model=$1 task=$2 o=$3 steps=$4; shift 4
+  [ -f "$o/latest" ] && return 0
+  timed "grpo $o" $dseek grpo --model "$model" --task "$task" "$@" --out "$o" --steps "$steps" \
+    --group-size 8 --prompts-per-step 16 --max-new-tokens 96 --lr 1e-4 --beta 0.04 \
+    --eval-every 50 --eval-n 256 --log-every 10 --seed 1
+}
+
+# 2. arithmetic
+sft arith-sft.jsonl arith-sft "${ARITH_SFT_STEPS:-3000}"
+accuracy sft arith-sft arithmetic "${arith[@]}"
+grpo arith-sft arithmetic arith-grpo "${ARITH_GRPO_STEPS:-600}" "${arith[@]}"
+accuracy grpo arith-grpo arithmetic "${arith[@]}"
+
+# 3. countdown
+sft countdown-sft.jsonl countdown-sft "${COUNTDOWN_SFT_STEPS:-3000}"
+accuracy sft countdown-sft countdown "${countdown[@]}"
+grpo countdown-sft countdown countdown-grpo "${COUNTDOWN_GRPO_STEPS:-400}" "${countdown[@]}"
+accuracy grpo countdown-grpo countdown "${countdown[@]}"
+
+# 4. distillation of the GRPO arithmetic model into a 3-layer dense student
+if [ ! -f distill/student/latest ]; then
+  timed "distill" $dseek distill --teacher arith-grpo --student $root/configs/arith-student.json --task arithmetic \
+    "${arith[@]}" --out distill --n-prompts 6000 --samples-per-prompt 2 --teacher-temperature 0.7 \
+    --steps "${DISTILL_STEPS:-1500}" --batch-size 16 --seq-len 128 --lr 2e-3 --warmup 20 --schedule constant \
+    --log-every 100 --seed 1
+fi
+accuracy teacher arith-grpo arithmetic "${arith[@]}"
+accuracy student distill/student arithmetic "${arith[@]}"
+log "done; held-out accuracies in $out/results.txt"

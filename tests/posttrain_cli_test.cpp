@@ -1,0 +1,157 @@
+// The post-training commands as users (and checks) run them: sft, grpo and distill on a tiny model, their
+// metrics files, resumption, and run folders accepted wherever a model folder is.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "test_util.h"
+#include "tokenizer_test_util.h"
+
+namespace dseek {
+namespace {
+
+using nlohmann::json;
+using test::CommandResult;
+using test::run_dseek;
+using test::TempDir;
+
+std::vector<json> read_metrics(const std::string& path) {
+  std::vector<json> out;
+  std::ifstream f(path);
+  for (std::string line; std::getline(f, line);)
+    if (!line.empty()) out.push_back(json::parse(line));
+  return out;
+}
+
+std::string last_line(std::string s) {
+  while (!s.empty() && s.back() == '\n') s.pop_back();
+  const size_t nl = s.rfind('\n');
+  return nl == std::string::npos ? s : s.substr(nl + 1);
+}
+
+class PosttrainCli : public ::testing::Test {
+ protected:
+  // A tiny MoE model with a 512-token tokenizer trained on the tasks' text.
+  static void SetUpTestSuite() {
+    dir_ = new TempDir;
+    model_ = *dir_ / "model";
+    chats_ = *dir_ / "chats.jsonl";
+    const std::string text = *dir_ / "tasks.txt", cd = *dir_ / "countdown.txt";
+    for (const std::string& args :
+         {"task export --task arithmetic --format text --n 300 --out '" + text + "'",
+          "task export --task countdown --format text --n 300 --out '" + cd + "'",
+          "task export --task arithmetic --format chat --n 64 --ops +- --out '" + chats_ + "'",
+          "tokenizer train --vocab-size 512 --input '" + text + "' '" + cd + "' --out '" + *dir_ / "tok" + "'",
+          "init --config '" + test::source_dir() + "/configs/tiny.json' --tokenizer '" + *dir_ / "tok" + "' --out '" +
+              model_ + "' --seed 2"}) {
+      CommandResult r = run_dseek(args);
+      ASSERT_EQ(r.status, 0) << args << "\n" << r.out;
+    }
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static TempDir* dir_;
+  static std::string model_, chats_;
+};
+TempDir* PosttrainCli::dir_ = nullptr;
+std::string PosttrainCli::model_, PosttrainCli::chats_;
+
+TEST_F(PosttrainCli, SftTrainsResumesAndItsRunIsAModel) {
+  TempDir d;
+  const std::string run = d / "sft";
+  CommandResult r = run_dseek("sft --model '" + model_ + "' --data '" + chats_ + "' --out '" + run +
+                              "' --steps 4 --batch-size 2 --seq-len 64 --lr 1e-3 --save-every 2 --threads 1");
+  ASSERT_EQ(r.status, 0) << r.out;
+  std::vector<json> m = read_metrics(run + "/metrics.jsonl");
+  std::vector<double> losses;
+  for (const json& j : m)
+    if (j.contains("loss")) losses.push_back(j["loss"].get<double>());
+  ASSERT_EQ(losses.size(), 4u) << r.out;
+  for (double l : losses) EXPECT_TRUE(l > 0.5 && l < 10) << l;  // ~log(512) = 6.2 for a random model
+
+  r = run_dseek("sft --resume '" + run + "' --steps 6 --threads 1");
+  ASSERT_EQ(r.status, 0) << r.out;
+  int steps = 0;
+  for (const json& j : read_metrics(run + "/metrics.jsonl"))
+    if (j.contains("loss")) EXPECT_EQ(j["step"].get<int>(), ++steps);
+  EXPECT_EQ(steps, 6);
+
+  r = run_dseek("eval --model '" + run + "' --task arithmetic --ops +- --n 4 --max-tokens 8 --threads 1");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(last_line(r.out).rfind("accuracy ", 0), 0u) << r.out;
+}
+
+TEST_F(PosttrainCli, GrpoLogsRewardsAccuracyAndKlPerStep) {
+  TempDir d;
+  const std::string run = d / "grpo";
+  CommandResult r = run_dseek("grpo --model '" + model_ + "' --task arithmetic --out '" + run +
+                              "' --steps 2 --group-size 4 --prompts-per-step 2 --max-new-tokens 12 --seed 5 "
+                              "--lr 1e-3 --threads 1");
+  ASSERT_EQ(r.status, 0) << r.out;
+  std::vector<json> m = read_metrics(run + "/metrics.jsonl");
+  int steps = 0;
+  for (const json& j : m) {
+    if (!j.contains("reward_mean")) continue;
+    steps++;
+    EXPECT_EQ(j["step"].get<int>(), steps);
+    for (const char* k : {"accuracy", "kl", "reward_std", "format_rate", "clip_fraction", "completion_length", "samples_per_s"})
+      EXPECT_TRUE(j.contains(k)) << k << " in " << j.dump();
+    EXPECT_GE(j["kl"].get<double>(), 0.0);
+    EXPECT_GE(j["accuracy"].get<double>(), 0.0);
+    EXPECT_LE(j["accuracy"].get<double>(), 1.0);
+    EXPECT_GT(j["completion_length"].get<double>(), 0.0);
+    EXPECT_LE(j["completion_length"].get<double>(), 12.0);
+  }
+  EXPECT_EQ(steps, 2) << r.out;
+  EXPECT_TRUE(std::filesystem::exists(run + "/reward.svg"));
+  // the first step samples from the unchanged policy: its KL to the reference is exactly 0
+  for (const json& j : m)
+    if (j.contains("reward_mean")) {
+      EXPECT_EQ(j["kl"].get<double>(), 0.0) << j.dump();
+      break;
+    }
+
+  r = run_dseek("eval --model '" + run + "' --task arithmetic --n 3 --max-tokens 8 --threads 1");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(last_line(r.out).rfind("accuracy ", 0), 0u) << r.out;
+
+  r = run_dseek("grpo --model '" + model_ + "' --task sudoku --out '" + d / "bad" + "' --steps 1");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find("unknown task 'sudoku'"), std::string::npos) << r.out;
+}
+
+TEST_F(PosttrainCli, DistillFineTunesAStudentOnTeacherSamples) {
+  TempDir d;
+  const std::string out = d / "distill";
+  // a random teacher is never right: rejection sampling keeps nothing, which is a clear error
+  CommandResult r = run_dseek("distill --teacher '" + model_ + "' --student '" + test::source_dir() +
+                              "/configs/tiny.json' --task arithmetic --out '" + d / "rejected" +
+                              "' --n-prompts 4 --samples-per-prompt 2 --max-new-tokens 8 --steps 1 --threads 1");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find("no accepted completions"), std::string::npos) << r.out;
+
+  r = run_dseek("distill --teacher '" + model_ + "' --student '" + test::source_dir() +
+                "/configs/tiny.json' --task arithmetic --out '" + out +
+                "' --n-prompts 4 --samples-per-prompt 2 --max-new-tokens 8 --keep-all --top-k 4 "
+                "--steps 2 --batch-size 2 --seq-len 64 --threads 1");
+  ASSERT_EQ(r.status, 0) << r.out;
+  std::ifstream data(out + "/distill_data.jsonl");
+  int lines = 0;
+  for (std::string line; std::getline(data, line);) {
+    const json j = json::parse(line);
+    ASSERT_EQ(j["messages"].size(), 2u);
+    EXPECT_EQ(j["messages"][1]["role"], "assistant");
+    lines++;
+  }
+  EXPECT_EQ(lines, 8);  // 4 prompts x 2 samples, all kept
+  int steps = 0;
+  for (const json& j : read_metrics(out + "/student/metrics.jsonl"))
+    if (j.contains("loss")) steps++;
+  EXPECT_EQ(steps, 2);
+  r = run_dseek("eval --model '" + out + "/student' --task arithmetic --n 2 --max-tokens 8 --threads 1");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(last_line(r.out).rfind("accuracy ", 0), 0u) << r.out;
+}
+
+}  // namespace
+}  // namespace dseek
