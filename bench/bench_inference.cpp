@@ -82,18 +82,4 @@ BENCHMARK_CAPTURE(BM_Decode, bf16, DType::BF16)->Unit(benchmark::kMicrosecond)->
 }  // namespace
 }  // namespace dseek
 
-// --threads N is ours; the rest goes to Google Benchmark.
-int main(int argc, char** argv) {
-  int threads = 0;
-  std::vector<char*> rest;
-  for (int i = 0; i < argc; i++) {
-    if (std::strcmp(argv[i], "--threads") == 0 && i + 1 < argc) threads = std::atoi(argv[++i]);
-    else rest.push_back(argv[i]);
-  }
-  dseek::set_num_threads(threads);
-  int n = int(rest.size());
-  benchmark::Initialize(&n, rest.data());
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return dseek::bench::run_benchmarks(argc, argv); }

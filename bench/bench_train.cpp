@@ -86,17 +86,4 @@ BENCHMARK_CAPTURE(BM_TrainStep, bf16, Precision::BF16)->Unit(benchmark::kMillise
 }  // namespace
 }  // namespace dseek
 
-int main(int argc, char** argv) {
-  int threads = 0;
-  std::vector<char*> rest;
-  for (int i = 0; i < argc; i++) {
-    if (std::strcmp(argv[i], "--threads") == 0 && i + 1 < argc) threads = std::atoi(argv[++i]);
-    else rest.push_back(argv[i]);
-  }
-  dseek::set_num_threads(threads);
-  int n = int(rest.size());
-  benchmark::Initialize(&n, rest.data());
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return dseek::bench::run_benchmarks(argc, argv); }

@@ -1,12 +1,16 @@
 // Shared pieces of the benchmarks: the benchmark model (bench-small with random weights, written once per
 // dtype into a cache folder and loaded memory-mapped as users load it) and process memory figures.
 #pragma once
+#include <benchmark/benchmark.h>
 #include <sys/resource.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include "core/fileio.h"
+#include "core/threads.h"
 #include "model/model.h"
 
 namespace dseek::bench {
@@ -40,6 +44,22 @@ inline double peak_rss_mib() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   return double(ru.ru_maxrss) / 1024.0;
+}
+
+// The benches' main(): --threads N is ours (0 = all cores); the rest goes to Google Benchmark.
+inline int run_benchmarks(int argc, char** argv) {
+  int threads = 0;
+  std::vector<char*> rest;
+  for (int i = 0; i < argc; i++) {
+    if (std::strcmp(argv[i], "--threads") == 0 && i + 1 < argc) threads = std::atoi(argv[++i]);
+    else rest.push_back(argv[i]);
+  }
+  set_num_threads(threads);
+  int n = int(rest.size());
+  benchmark::Initialize(&n, rest.data());
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
 }
 
 }  // namespace dseek::bench
