@@ -86,7 +86,7 @@ void BM_Update(benchmark::State& state, Precision prec) {
   Model policy = Model::random(ModelConfig::load(bench::bench_config_path()), 0);
   Model reference = Model::random(ModelConfig::load(bench::bench_config_path()), 0);
   const ModelConfig& c = policy.config;
-  ModelWeights grads = zeros_like_weights(c, false);
+  ModelWeights grads = zeros_like_weights(c, true);  // AdamW walks every tensor, MTP included
   OptimizerConfig oc;
   oc.lr = 1e-6;
   oc.weight_decay = 0.0;
