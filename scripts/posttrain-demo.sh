@@ -73,7 +73,7 @@ accuracy grpo countdown-grpo countdown "${countdown[@]}"
 if [ ! -f distill/student/latest ]; then
   timed "distill" $dseek distill --teacher arith-grpo --student $root/configs/arith-student.json --task arithmetic \
     "${arith[@]}" --out distill --n-prompts 40000 --samples-per-prompt 1 --teacher-temperature 0.7 --top-k 8 --distill-weight 1 \
-    --steps "${DISTILL_STEPS:-4000}" --batch-size 16 --seq-len 128 --lr 2e-3 --warmup 20 --schedule constant \
+    --steps "${DISTILL_STEPS:-8500}" --batch-size 16 --seq-len 128 --lr 2e-3 --warmup 20 --schedule constant \
     --log-every 100 --seed 1
 fi
 accuracy teacher arith-grpo arithmetic "${arith[@]}"
