@@ -16,20 +16,15 @@ namespace {
 constexpr int64_t kPrompt = 512;
 
 struct Loaded {
-  Model model;
+  Model& model;
   std::vector<int32_t> prompt;
 };
 
-Loaded& loaded(DType dt) {
-  static std::unique_ptr<Loaded> f32, bf16;
-  auto& slot = dt == DType::BF16 ? bf16 : f32;
-  if (!slot) {
-    slot = std::make_unique<Loaded>();
-    slot->model = Model::load(bench::bench_model_dir(dt));
-    Rng r(1);
-    for (int64_t i = 0; i < kPrompt; i++) slot->prompt.push_back(int32_t(2 + r.below(8000)));
-  }
-  return *slot;
+Loaded loaded(DType dt) {
+  Loaded l{bench::cached_model(dt), {}};
+  Rng r(1);
+  for (int64_t i = 0; i < kPrompt; i++) l.prompt.push_back(int32_t(2 + r.below(8000)));
+  return l;
 }
 
 void counters(benchmark::State& state, const Model& m, double tokens) {
@@ -43,7 +38,7 @@ void counters(benchmark::State& state, const Model& m, double tokens) {
 }
 
 void BM_Prefill(benchmark::State& state, DType dt) {
-  Loaded& L = loaded(dt);
+  Loaded L = loaded(dt);
   Forward fwd(L.model);
   std::vector<float> logits(static_cast<size_t>(L.model.config.vocab_size));
   {  // warm-up: JIT-compiled kernels for these shapes
@@ -59,7 +54,7 @@ void BM_Prefill(benchmark::State& state, DType dt) {
 }
 
 void BM_Decode(benchmark::State& state, DType dt) {
-  Loaded& L = loaded(dt);
+  Loaded L = loaded(dt);
   Forward fwd(L.model);
   std::vector<float> logits(static_cast<size_t>(L.model.config.vocab_size));
   KVCache cache = fwd.new_cache(kPrompt + 1);

@@ -28,16 +28,9 @@ std::vector<int32_t> random_prompt(uint64_t seed) {
   return p;
 }
 
-Model& loaded(DType dt) {
-  static std::unique_ptr<Model> f32, bf16;
-  auto& slot = dt == DType::BF16 ? bf16 : f32;
-  if (!slot) slot = std::make_unique<Model>(Model::load(bench::bench_model_dir(dt)));
-  return *slot;
-}
-
 // The plain path of `dseek generate`: one sequence, prefill then one decode step per token.
 void BM_Generate(benchmark::State& state, DType dt) {
-  Forward fwd(loaded(dt));
+  Forward fwd(bench::cached_model(dt));
   Generator gen(fwd);
   StopConditions stop;
   stop.max_tokens = kCompletion;
@@ -53,7 +46,7 @@ void BM_Generate(benchmark::State& state, DType dt) {
 // GRPO rollouts: P prompts, G = 8 completions each (one prefill per prompt, caches copied).
 void BM_Rollout(benchmark::State& state, DType dt) {
   const int64_t P = state.range(0);
-  Forward fwd(loaded(dt));
+  Forward fwd(bench::cached_model(dt));
   BatchGenerator gen(fwd);
   int64_t tokens = 0, samples = 0;
   uint64_t seed = 0;

@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,14 @@ inline std::string bench_model_dir(DType dt) {
     m.save(dir, dt);
   }
   return dir;
+}
+
+// The benchmark model of one dtype, loaded once per process (memory-mapped, as users load it).
+inline Model& cached_model(DType dt) {
+  static std::unique_ptr<Model> f32, bf16;
+  auto& slot = dt == DType::BF16 ? bf16 : f32;
+  if (!slot) slot = std::make_unique<Model>(Model::load(bench_model_dir(dt)));
+  return *slot;
 }
 
 inline double peak_rss_mib() {
