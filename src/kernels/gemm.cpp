@@ -80,7 +80,8 @@ void MatRef::rows_to_f32(int64_t r, int64_t n, float* dst) const {
   for (int64_t i = 0; i < n; i++) {
     const uint8_t* src = static_cast<const uint8_t*>(data) + size_t(r + i) * size_t(ld) * esz;
     float* d = dst + i * cols;
-    convert_to_f32(dtype, src, d, size_t(cols));
+    if (dtype == DType::BF16) bf16_to_f32(reinterpret_cast<const uint16_t*>(src), d, size_t(cols));
+    else convert_to_f32(dtype, src, d, size_t(cols));
     if (dtype == DType::F8_E4M3) {
       const float* s = scale_inv + ((row0 + r + i) / block_rows) * scale_ld;
       for (int64_t j = 0; j < cols; j++) d[j] *= s[(col0 + j) / block_cols];
@@ -163,9 +164,49 @@ std::shared_ptr<const Prim> get_prim(const PrimKey& k) {
   return p;
 }
 
+// Whether this CPU's oneDNN has a BF16 matmul (AVX512-BF16 or AMX; oneDNN 2.x has none on AVX2). Probed once.
+bool dnnl_has_bf16_matmul() {
+  static const bool ok = [] {
+    try {
+      memory::desc a({16, 32}, memory::data_type::bf16, memory::dims{32, 1});
+      memory::desc b({32, 16}, memory::data_type::bf16, memory::dims{16, 1});
+      memory::desc c({16, 16}, memory::data_type::f32, memory::dims{16, 1});
+      dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), dnnl_engine());
+      return true;
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }();
+  return ok;
+}
+
+void dnnl_gemm(int dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const void* A, int64_t lda,
+               const void* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+// BF16 operands without a BF16 matmul: widen them (exactly) to F32 and run the F32 product. The result equals a
+// BF16 product with F32 accumulation up to summation order.
+void widened_bf16_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A, int64_t lda,
+                       const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  thread_local std::vector<float> a32, b32;
+  const int64_t ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+  if (a32.size() < size_t(ar * ac)) a32.resize(size_t(ar * ac));
+  if (b32.size() < size_t(br * bc)) b32.resize(size_t(br * bc));
+  float* a = a32.data();
+  float* b = b32.data();
+  const bool par = !omp_in_parallel() && (ar * ac + br * bc) > 65536;
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t r = 0; r < ar; r++) bf16_to_f32(A + r * lda, a + r * ac, size_t(ac));
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t r = 0; r < br; r++) bf16_to_f32(B + r * ldb, b + r * bc, size_t(bc));
+  dnnl_gemm(0, ta, tb, M, N, K, alpha, a, ac, b, bc, beta, C, ldc);
+}
+
 void dnnl_gemm(int dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const void* A, int64_t lda,
                const void* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
+  if (dt == 1 && K > 0 && !dnnl_has_bf16_matmul())
+    return widened_bf16_gemm(ta, tb, M, N, K, alpha, static_cast<const uint16_t*>(A), lda,
+                             static_cast<const uint16_t*>(B), ldb, beta, C, ldc);
   if (K == 0) {
     for (int64_t i = 0; i < M; i++)
       for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0 ? 0.0f : beta * C[i * ldc + j];
