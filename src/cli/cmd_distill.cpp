@@ -25,6 +25,9 @@ void add_distill(CLI::App& app) {
   sub->add_option("--prompts", o->c.prompts_file, "JSON Lines of {\"prompt\", \"answer\"} instead of a task");
   sub->add_option("--out", o->c.out, "Folder for distill_data.jsonl and the student's run (OUT/student)")->required();
   sub->add_option("--n-prompts", o->c.prompts, "Prompts the teacher answers")->default_val(512);
+  sub->add_option("--sample-batch", o->c.batch, "Sequences the teacher samples at once (batched decoding)")
+      ->default_val(128)
+      ->check(CLI::PositiveNumber);
   sub->add_option("--samples-per-prompt", o->c.samples_per_prompt, "Teacher samples per prompt")->default_val(4);
   sub->add_option("--teacher-temperature", o->c.temperature, "Teacher sampling temperature")->default_val(0.8);
   sub->add_option("--max-new-tokens", o->c.max_new_tokens, "Completion length limit")->default_val(96);

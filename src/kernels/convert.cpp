@@ -11,6 +11,7 @@ void f32_to_bf16(const float* src, uint16_t* dst, size_t n) {
 }
 
 void bf16_to_f32(const uint16_t* src, float* dst, size_t n) {
+  if (use_avx512()) return bf16_to_f32_avx512(src, dst, n);
 #pragma omp simd
   for (size_t i = 0; i < n; i++) {
     uint32_t u = uint32_t(src[i]) << 16;

@@ -39,7 +39,7 @@ inline __mmask16 tail_mask(int64_t rem) { return rem >= 16 ? __mmask16(0xffff) :
 // accumulators per activation row to cover the FMA latency.
 template <class W, int MM>
 inline void row_dot(const GemvJob& j, int64_t n, int64_t m0) {
-  constexpr int U = 4;
+  constexpr int U = MM >= 8 ? 1 : 4;
   const int64_t K = j.w.cols;
   const size_t esz = dtype_size(j.w.dtype);
   const void* row = static_cast<const uint8_t*>(j.w.data) + size_t(n) * size_t(j.w.ld) * esz;
@@ -71,26 +71,30 @@ inline void row_dot(const GemvJob& j, int64_t n, int64_t m0) {
   }
   #pragma GCC unroll 16
   for (int m = 0; m < MM; m++) {
-    const float s = _mm512_reduce_add_ps(
-        _mm512_add_ps(_mm512_add_ps(acc[m][0], acc[m][1]), _mm512_add_ps(acc[m][2], acc[m][3])));
+    __m512 sum = acc[m][0];
+    #pragma GCC unroll 16
+    for (int u = 1; u < U; u++) sum = _mm512_add_ps(sum, acc[m][u]);
+    const float s = _mm512_reduce_add_ps(sum);
     float* y = j.y + (m0 + m) * j.ldy + n;
     *y = j.accumulate ? *y + s : s;
   }
 }
 
 // BF16 weights: x = hi + lo with hi, lo in BF16 (x to ~2^-16 relative), then vdpbf16ps on pairs of
-// weights without widening them: 32 weights per instruction and activation part.
+// weights without widening them: 32 weights per instruction and activation part. hi and lo products go to
+// separate accumulators and U blocks of 32 are in flight, so MM * U * 2 independent chains hide the latency
+// (with few activation rows a single chain would bound the row at one block per latency).
 template <int MM>
 inline void row_dot_bf16(const GemvJob& j, int64_t n, int64_t m0, const uint16_t* xhi, const uint16_t* xlo,
                          int64_t ldxb) {
-  constexpr int U = 2;
+  constexpr int U = MM >= 3 ? 1 : (MM == 2 ? 2 : 4);
   const int64_t K = j.w.cols;
   const uint16_t* row = static_cast<const uint16_t*>(j.w.data) + size_t(n) * size_t(j.w.ld);
-  __m512 acc[MM][U];
+  __m512 ah[MM][U], al[MM][U];
   #pragma GCC unroll 16
   for (int m = 0; m < MM; m++)
     #pragma GCC unroll 16
-    for (int u = 0; u < U; u++) acc[m][u] = _mm512_setzero_ps();
+    for (int u = 0; u < U; u++) ah[m][u] = al[m][u] = _mm512_setzero_ps();
   int64_t k = 0;
   for (; k + 32 * U <= K; k += 32 * U) {
     #pragma GCC unroll 16
@@ -98,10 +102,8 @@ inline void row_dot_bf16(const GemvJob& j, int64_t n, int64_t m0, const uint16_t
       const __m512bh w = (__m512bh)_mm512_loadu_si512(row + k + 32 * u);
       #pragma GCC unroll 16
       for (int m = 0; m < MM; m++) {
-        const uint16_t* h = xhi + (m0 + m) * ldxb + k + 32 * u;
-        const uint16_t* l = xlo + (m0 + m) * ldxb + k + 32 * u;
-        acc[m][u] = _mm512_dpbf16_ps(acc[m][u], w, (__m512bh)_mm512_loadu_si512(h));
-        acc[m][u] = _mm512_dpbf16_ps(acc[m][u], w, (__m512bh)_mm512_loadu_si512(l));
+        ah[m][u] = _mm512_dpbf16_ps(ah[m][u], w, (__m512bh)_mm512_loadu_si512(xhi + (m0 + m) * ldxb + k + 32 * u));
+        al[m][u] = _mm512_dpbf16_ps(al[m][u], w, (__m512bh)_mm512_loadu_si512(xlo + (m0 + m) * ldxb + k + 32 * u));
       }
     }
   }
@@ -110,13 +112,16 @@ inline void row_dot_bf16(const GemvJob& j, int64_t n, int64_t m0, const uint16_t
     const __m512bh w = (__m512bh)_mm512_maskz_loadu_epi16(mask, row + k);
     #pragma GCC unroll 16
     for (int m = 0; m < MM; m++) {
-      acc[m][0] = _mm512_dpbf16_ps(acc[m][0], w, (__m512bh)_mm512_maskz_loadu_epi16(mask, xhi + (m0 + m) * ldxb + k));
-      acc[m][0] = _mm512_dpbf16_ps(acc[m][0], w, (__m512bh)_mm512_maskz_loadu_epi16(mask, xlo + (m0 + m) * ldxb + k));
+      ah[m][0] = _mm512_dpbf16_ps(ah[m][0], w, (__m512bh)_mm512_maskz_loadu_epi16(mask, xhi + (m0 + m) * ldxb + k));
+      al[m][0] = _mm512_dpbf16_ps(al[m][0], w, (__m512bh)_mm512_maskz_loadu_epi16(mask, xlo + (m0 + m) * ldxb + k));
     }
   }
   #pragma GCC unroll 16
   for (int m = 0; m < MM; m++) {
-    const float s = _mm512_reduce_add_ps(_mm512_add_ps(acc[m][0], acc[m][1]));
+    __m512 sum = _mm512_add_ps(ah[m][0], al[m][0]);
+    #pragma GCC unroll 16
+    for (int u = 1; u < U; u++) sum = _mm512_add_ps(sum, _mm512_add_ps(ah[m][u], al[m][u]));
+    const float s = _mm512_reduce_add_ps(sum);
     float* y = j.y + (m0 + m) * j.ldy + n;
     *y = j.accumulate ? *y + s : s;
   }
@@ -144,6 +149,7 @@ void rows_bf16(const GemvJob& j, int64_t n0, int64_t n1) {
   }
   for (int64_t n = n0; n < n1; n++) {
     int64_t m = 0;
+    for (; m + 8 <= j.M; m += 8) row_dot_bf16<8>(j, n, m, xhi, xlo, ldxb);
     for (; m + 4 <= j.M; m += 4) row_dot_bf16<4>(j, n, m, xhi, xlo, ldxb);
     switch (j.M - m) {
       case 3: row_dot_bf16<3>(j, n, m, xhi, xlo, ldxb); break;
@@ -158,6 +164,7 @@ template <class W>
 void rows(const GemvJob& j, int64_t n0, int64_t n1) {
   for (int64_t n = n0; n < n1; n++) {
     int64_t m = 0;
+    for (; m + 8 <= j.M; m += 8) row_dot<W, 8>(j, n, m);  // each weight row read once for 8 activation rows
     for (; m + 4 <= j.M; m += 4) row_dot<W, 4>(j, n, m);
     switch (j.M - m) {
       case 3: row_dot<W, 3>(j, n, m); break;

@@ -21,9 +21,10 @@ void scores_32(const float* q, int64_t ldq, const float* kT, int64_t ldk, int64_
   const float* q3 = q + 3 * ldq;
   for (int64_t d = 0; d < dim; d++) {
     const float* k = kT + d * ldk + j;
-    // rows of the transposed cache are short per block: fetch a few rows ahead (the prefetcher does not)
-    _mm_prefetch(reinterpret_cast<const char*>(k + 6 * ldk), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(k + 6 * ldk + 16), _MM_HINT_T0);
+    // the strip of the next 32 keys in this row, one block (dim iterations) ahead: the hardware prefetcher
+    // does not follow a column strip
+    _mm_prefetch(reinterpret_cast<const char*>(k + 32), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(k + 48), _MM_HINT_T0);
     const __m512 k0 = _mm512_maskz_loadu_ps(m0, k), k1 = _mm512_maskz_loadu_ps(m1, k + 16);
     __m512 b = _mm512_set1_ps(q0[d]);
     a00 = _mm512_fmadd_ps(b, k0, a00);
@@ -60,6 +61,32 @@ void scores_32(const float* q, int64_t ldq, const float* kT, int64_t ldk, int64_
   }
 }
 
+// 16 keys x 8 query rows: per cache dimension one load and 8 broadcast FMAs, so a strip of the cache is read
+// once for 8 rows (the 4-row kernel would read it twice).
+void scores_16x8(const float* q, int64_t ldq, const float* kT, int64_t ldk, int64_t dim, int64_t j, float* s,
+                 int64_t lds, __mmask16 mk) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+  for (int64_t d = 0; d < dim; d++) {
+    const __m512 k = _mm512_maskz_loadu_ps(mk, kT + d * ldk + j);
+    a0 = _mm512_fmadd_ps(_mm512_set1_ps(q[d]), k, a0);
+    a1 = _mm512_fmadd_ps(_mm512_set1_ps(q[ldq + d]), k, a1);
+    a2 = _mm512_fmadd_ps(_mm512_set1_ps(q[2 * ldq + d]), k, a2);
+    a3 = _mm512_fmadd_ps(_mm512_set1_ps(q[3 * ldq + d]), k, a3);
+    a4 = _mm512_fmadd_ps(_mm512_set1_ps(q[4 * ldq + d]), k, a4);
+    a5 = _mm512_fmadd_ps(_mm512_set1_ps(q[5 * ldq + d]), k, a5);
+    a6 = _mm512_fmadd_ps(_mm512_set1_ps(q[6 * ldq + d]), k, a6);
+    a7 = _mm512_fmadd_ps(_mm512_set1_ps(q[7 * ldq + d]), k, a7);
+  }
+  _mm512_mask_storeu_ps(s + j, mk, a0);
+  _mm512_mask_storeu_ps(s + lds + j, mk, a1);
+  _mm512_mask_storeu_ps(s + 2 * lds + j, mk, a2);
+  _mm512_mask_storeu_ps(s + 3 * lds + j, mk, a3);
+  _mm512_mask_storeu_ps(s + 4 * lds + j, mk, a4);
+  _mm512_mask_storeu_ps(s + 5 * lds + j, mk, a5);
+  _mm512_mask_storeu_ps(s + 6 * lds + j, mk, a6);
+  _mm512_mask_storeu_ps(s + 7 * lds + j, mk, a7);
+}
+
 template <int M>
 void scores_rows(const float* q, int64_t ldq, const float* kT, int64_t ldk, int64_t dim, int64_t j0, int64_t j1, float* s,
                  int64_t lds) {
@@ -75,7 +102,13 @@ void scores_rows(const float* q, int64_t ldq, const float* kT, int64_t ldk, int6
 
 void latent_scores(int64_t M, const float* q, int64_t ldq, const float* kT, int64_t ldk, int64_t dim, int64_t j0,
                    int64_t j1, float* s, int64_t lds) {
-  for (int64_t m = 0; m < M; m += 4) {
+  int64_t m0 = 0;
+  for (; m0 + 8 <= M; m0 += 8)
+    for (int64_t j = j0; j < j1; j += 16) {
+      const int64_t w = std::min<int64_t>(16, j1 - j);
+      scores_16x8(q + m0 * ldq, ldq, kT, ldk, dim, j, s + m0 * lds, lds, w >= 16 ? __mmask16(0xffff) : __mmask16((1u << w) - 1));
+    }
+  for (int64_t m = m0; m < M; m += 4) {
     const float* qm = q + m * ldq;
     float* sm = s + m * lds;
     switch (std::min<int64_t>(4, M - m)) {

@@ -11,7 +11,7 @@ namespace dseek {
 inline float exp_approx(float x) {
   const bool underflow = x < -87.3f;
   x = underflow ? -87.3f : (x > 88.0f ? 88.0f : x);
-  const float n = __builtin_roundevenf(x * 1.44269504088896341f);
+  const float n = std::nearbyint(x * 1.44269504088896341f);  // to nearest even (default rounding mode)
   float r = std::fma(-n, 0.693145751953125f, x);  // ln 2, high part (exact product)
   r = std::fma(-n, 1.428606765330187e-6f, r);     // ln 2, low part
   float p = 1.0f / 5040;
@@ -23,7 +23,8 @@ inline float exp_approx(float x) {
   p = std::fma(p, r, 1.0f);
   p = std::fma(p, r, 1.0f);
   const int32_t e = int32_t(n) + 127;
-  return underflow ? 0.0f : p * std::bit_cast<float>(e << 23);
+  const float v = p * std::bit_cast<float>(e << 23);
+  return underflow ? 0.0f : v;
 }
 
 inline float sigmoid_approx(float x) { return 1.0f / (1.0f + exp_approx(-x)); }

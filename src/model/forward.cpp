@@ -9,6 +9,7 @@
 
 #include "core/cpu.h"
 #include "core/error.h"
+#include "core/memory.h"
 #include "core/profile.h"
 #include "core/threads.h"
 #include "kernels/attention.h"
@@ -36,7 +37,7 @@ void gemv_serial_or_gemm(int64_t M, const float* x, int64_t ldx, const MatRef& w
 
 }  // namespace
 
-Forward::Forward(Model& m, ForwardOptions opt) : model_(m), opt_(opt) {}
+Forward::Forward(Model& m, ForwardOptions opt) : model_(m), opt_(opt) { keep_freed_memory(); }
 
 void Forward::run(const std::vector<SeqChunk>& chunks, bool all_rows, float* logits, ForwardTrace* trace) {
   const ModelConfig& c = model_.config;
@@ -221,19 +222,63 @@ void Forward::attend_absorbed(int64_t l, const SeqChunk& ch, int64_t start, cons
   float* qabs = grow(qabs_, size_t(M * kvd));
   float* s = grow(scores_, size_t(M * Tk));
   float* olat = grow(olat_, size_t(M * Lr));
+  // softmax of scaled scores over the visible prefix of row r (query token r / H)
+  auto softmax_row = [&](int64_t r, int64_t visible) {
+    float* row = s + r * Tk;
+    float mx = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : mx)
+    for (int64_t j = 0; j < visible; j++) mx = std::max(mx, row[j] *= scale);
+    float sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < visible; j++) sum += (row[j] = exp_approx(row[j] - mx));
+    const float inv = 1.0f / sum;
+#pragma omp simd
+    for (int64_t j = 0; j < visible; j++) row[j] *= inv;
+  };
+  // q_abs[t, h] = [q_nope W_UK_h | q_pe]: its dot with [c_kv | k_pe] is q . k of the expanded form.
+  auto absorb_q = [&](int64_t h) {
+    matmul_w(n, q + h * dqk, H * dqk, kv_b.row_slice(h * (dn + dv), dn), qabs + h * kvd, H * kvd);
+    for (int64_t i = 0; i < n; i++)
+      std::memcpy(qabs + (i * H + h) * kvd + Lr, q + i * H * dqk + h * dqk + dn, size_t(dr) * sizeof(float));
+  };
+  // out_h = o_lat_h W_UV_h^T
+  auto value_up = [&](int64_t h) {
+    gemv_serial_or_gemm(n, olat + h * Lr, H * Lr, kv_b.row_slice(h * (dn + dv) + dn, dv), out + h * dv, H * dv);
+  };
   const int nt = int(std::min<int64_t>(num_threads(), H));
-  // One parallel region; each phase split by head, key block, row or latent column.
+  if (H % nt == 0) {
+    // Each thread owns H / nt heads through every phase: one parallel region, no barriers.
+#pragma omp parallel num_threads(nt)
+    {
+      int64_t h0, h1;
+      split_range(H, omp_get_num_threads(), thread_index(), h0, h1);
+      const int64_t hn = h1 - h0;
+      for (int64_t h = h0; h < h1; h++) absorb_q(h);
+      for (int64_t i = 0; i < n; i++) {
+        const int64_t r0 = i * H + h0, visible = start + i + 1;
+        for (int64_t m = 0; m < hn; m += kLatentMaxRows)
+          latent_scores(std::min(kLatentMaxRows, hn - m), qabs + (r0 + m) * kvd, kvd, cache.cols(l), cache.capacity(),
+                        kvd, 0, visible, s + (r0 + m) * Tk, Tk);
+        for (int64_t r = r0; r < r0 + hn; r++) softmax_row(r, visible);
+        // o_lat = P c_kv over the visible keys, the transposed cache as the weight matrix
+        MatRef ct;
+        ct.data = cache.cols(l);
+        ct.rows = Lr;
+        ct.cols = visible;
+        ct.ld = cache.capacity();
+        gemv_serial(GemvJob{hn, s + r0 * Tk, Tk, ct, olat + r0 * Lr, Lr});
+      }
+      for (int64_t h = h0; h < h1; h++) value_up(h);
+    }
+    return;
+  }
+  // Otherwise one parallel region whose phases are split by head, key block, row or latent column.
 #pragma omp parallel num_threads(nt)
   {
     const int t = thread_index(), T = omp_get_num_threads();
     int64_t lo, hi;
-    // q_abs[t, h] = [q_nope W_UK_h | q_pe]: its dot with [c_kv | k_pe] is q . k of the expanded form.
     split_range(H, T, t, lo, hi);
-    for (int64_t h = lo; h < hi; h++) {
-      matmul_w(n, q + h * dqk, H * dqk, kv_b.row_slice(h * (dn + dv), dn), qabs + h * kvd, H * kvd);
-      for (int64_t i = 0; i < n; i++)
-        std::memcpy(qabs + (i * H + h) * kvd + Lr, q + i * H * dqk + h * dqk + dn, size_t(dr) * sizeof(float));
-    }
+    for (int64_t h = lo; h < hi; h++) absorb_q(h);
 #pragma omp barrier
     // scores over this thread's keys (blocks of 16) for every query row
     split_range((Tk + 15) / 16, T, t, lo, hi);
@@ -242,20 +287,11 @@ void Forward::attend_absorbed(int64_t l, const SeqChunk& ch, int64_t start, cons
       latent_scores(std::min(kLatentMaxRows, M - r), qabs + r * kvd, kvd, cache.cols(l), cache.capacity(), kvd, j0, j1,
                     s + r * Tk, Tk);
 #pragma omp barrier
-    // softmax over the visible prefix of each row
     split_range(M, T, t, lo, hi);
     for (int64_t r = lo; r < hi; r++) {
-      float* row = s + r * Tk;
       const int64_t visible = start + r / H + 1;
-      float mx = -std::numeric_limits<float>::infinity();
-      for (int64_t j = 0; j < visible; j++) mx = std::max(mx, row[j] *= scale);
-      float sum = 0;
-#pragma omp simd reduction(+ : sum)
-      for (int64_t j = 0; j < visible; j++) sum += (row[j] = exp_approx(row[j] - mx));
-      const float inv = 1.0f / sum;
-#pragma omp simd
-      for (int64_t j = 0; j < visible; j++) row[j] *= inv;
-      std::fill(row + visible, row + Tk, 0.0f);
+      softmax_row(r, visible);
+      std::fill(s + r * Tk + visible, s + (r + 1) * Tk, 0.0f);
     }
 #pragma omp barrier
     // o_lat = P c_kv: this thread's latent dimensions, each a row of the transposed cache
@@ -269,10 +305,8 @@ void Forward::attend_absorbed(int64_t l, const SeqChunk& ch, int64_t start, cons
       gemv_serial(GemvJob{M, s, Tk, ct, olat + lo, Lr});
     }
 #pragma omp barrier
-    // out_h = o_lat_h W_UV_h^T
     split_range(H, T, t, lo, hi);
-    for (int64_t h = lo; h < hi; h++)
-      gemv_serial_or_gemm(n, olat + h * Lr, H * Lr, kv_b.row_slice(h * (dn + dv) + dn, dv), out + h * dv, H * dv);
+    for (int64_t h = lo; h < hi; h++) value_up(h);
   }
 }
 

@@ -1,5 +1,6 @@
 #include "posttrain/distill.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -21,15 +22,49 @@ DistillSource::DistillSource(std::unique_ptr<BatchSource> inner, const std::stri
   if (top_k_ <= 0) fail("distillation top-k must be positive, got {}", top_k_);
 }
 
-MicroBatch DistillSource::next(int64_t B, int64_t T) {
-  MicroBatch mb = inner_->next(B, T);
+const DistillSource::Entry& DistillSource::teacher_targets(const int32_t* inputs, const int32_t* targets, int64_t L) {
+  uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a over (input, target) pairs
+  for (int64_t i = 0; i < L; i++)
+    for (uint32_t v : {uint32_t(inputs[i]), uint32_t(targets[i])}) h = (h ^ v) * 0x100000001b3ull;
+  auto [lo, hi] = cache_.equal_range(h);
+  for (auto it = lo; it != hi; ++it)
+    if (std::equal(inputs, inputs + L, it->second.inputs.begin(), it->second.inputs.end()) &&
+        std::equal(targets, targets + L, it->second.targets.begin(), it->second.targets.end()))
+      return it->second;
+  Entry e{std::vector<int32_t>(inputs, inputs + L), std::vector<int32_t>(targets, targets + L), {}};
+  MicroBatch one;
+  one.B = 1;
+  one.T = L;
+  one.inputs = e.inputs;
+  one.targets = e.targets;
+  one.shape = TrainShape::dense(1, L);
   GraphOptions o;
   o.use_mtp = false;
   o.topk = int(top_k_);
-  o.topk_out = &mb.soft_targets;
-  TrainGraph(teacher_.config).run(teacher_.w, nullptr, teacher_.rope, mb, o);
-  for (size_t r = 0; r < mb.soft_targets.size(); r++)  // soft targets only where the student learns
-    if (mb.targets[r] < 0) mb.soft_targets[r].clear();
+  o.topk_out = &e.soft;
+  e.soft.assign(size_t(L), {});
+  TrainGraph(teacher_.config).run(teacher_.w, nullptr, teacher_.rope, one, o);
+  return cache_.emplace(h, std::move(e))->second;
+}
+
+MicroBatch DistillSource::next(int64_t B, int64_t T) {
+  MicroBatch mb = inner_->next(B, T);
+  const int64_t R = mb.B * mb.T;
+  mb.soft_targets.assign(size_t(R), {});
+  auto key_begin = [&](int64_t r) { return mb.shape.key_begin.empty() ? 0 : mb.shape.key_begin[size_t(r)]; };
+  for (int64_t b = 0; b < mb.B; b++) {
+    const int64_t row0 = b * mb.T;
+    for (int64_t s = 0; s < mb.T;) {  // a segment: rows attending from the same first key
+      int64_t e = s + 1;
+      while (e < mb.T && key_begin(row0 + e) == key_begin(row0 + s)) e++;
+      const int32_t* tg = mb.targets.data() + row0 + s;
+      if (std::any_of(tg, tg + (e - s), [](int32_t t) { return t >= 0; })) {
+        const Entry& hit = teacher_targets(mb.inputs.data() + row0 + s, tg, e - s);
+        for (int64_t i = s; i < e; i++) mb.soft_targets[size_t(row0 + i)] = hit.soft[size_t(i - s)];
+      }
+      s = e;
+    }
+  }
   return mb;
 }
 

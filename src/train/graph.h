@@ -5,6 +5,7 @@
 #include <functional>
 #include <vector>
 
+#include "core/memory.h"
 #include "model/model.h"
 #include "train/layer.h"
 
@@ -47,7 +48,7 @@ struct GraphOptions {
 
 class TrainGraph {
  public:
-  explicit TrainGraph(const ModelConfig& c) : c_(c) {}
+  explicit TrainGraph(const ModelConfig& c) : c_(c) { keep_freed_memory(); }
   // Losses of the micro-batch; with grads, accumulates d(total)/d(weights) into *grads.
   LossBreakdown run(const ModelWeights& w, ModelWeights* grads, RopeTable& rope, const MicroBatch& mb,
                     const GraphOptions& o);
