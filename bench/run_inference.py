@@ -28,14 +28,15 @@ def main():
     machine = {}
     for t in (1, 2):
         for b in gbench(mach, ".", t):
-            key = b["name"].split("/")[0] + ("/" + "x".join(b["name"].split("/")[1:]) if "/" in b["name"] else "")
+            parts = [x for x in b["name"].split("/") if not x.startswith(("min_time", "real_time"))]
+            key = parts[0] + ("/" + "x".join(parts[1:]) if len(parts) > 1 else "")
             machine[(key, t)] = b.get("GB_per_s") or b.get("GFLOP_per_s")
 
     rows = {}
     for dt in ("f32", "bf16"):
         for t in (1, 2):
-            pre = gbench(inf, f"BM_Prefill/{dt}$", t)[0]
-            dec = gbench(inf, f"BM_Decode/{dt}$", t)[0]
+            pre = gbench(inf, f"BM_Prefill/{dt}/", t)[0]
+            dec = gbench(inf, f"BM_Decode/{dt}/", t)[0]
             rows[(dt, t)] = dict(prefill=pre["tokens_per_s"], decode=dec["tokens_per_s"],
                                  rss=max(pre["peak_rss_MiB"], dec["peak_rss_MiB"]),
                                  kv=dec["kv_bytes_per_token"], mha=dec["mha_kv_bytes_per_token"])

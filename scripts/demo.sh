@@ -13,7 +13,7 @@ run() { echo "+ $*"; "$@"; }
 run $dseek tokenizer train --vocab-size 1024 --input data/tinyshakespeare.txt --out "$out/tokenizer"
 run $dseek prepare --tokenizer "$out/tokenizer" --input data/tinyshakespeare.txt --out "$out/data" --val-fraction 0.05
 run $dseek train --config configs/demo-shakespeare.json --data "$out/data" --out "$out/run" \
-  --steps 1200 --batch-size 16 --seq-len 256 --lr 2e-3 --warmup 30 --schedule cosine --precision bf16 \
+  --steps 1200 --batch-size 16 --seq-len 256 --lr 2e-3 --warmup 30 --schedule cosine --precision auto \
   --bias-gamma 0.01 --eval-every 100 --eval-batches 8 --log-every 25 --seed 1 --time-limit $((minutes * 60))
 run $dseek generate --model "$out/run" --prompt "ROMEO:" --max-tokens 200 --temperature 0.8 --top-k 40 --seed 1
 echo

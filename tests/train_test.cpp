@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/fileio.h"
 #include "core/rng.h"
+#include "kernels/gemm.h"
 #include "model/model.h"
 #include "test_util.h"
 #include "train/data.h"
@@ -114,6 +115,9 @@ TEST(Settings, JsonAndKeyValueFiles) {
   EXPECT_THROW(cli::read_settings_file(d / "b.yaml"), Error);
   EXPECT_THROW(TrainConfig::from_json(json{{"learning_rate", 1}}, "x"), Error);
   EXPECT_THROW(TrainConfig::from_json(json{{"precision", "fp4"}}, "x"), Error);
+  // auto resolves to what the CPU runs natively; the run's saved settings hold the resolved value
+  EXPECT_EQ(TrainConfig::from_json(json{{"precision", "auto"}}, "x").precision, native_bf16_products() ? "bf16" : "f32");
+  EXPECT_EQ(TrainConfig::from_json(json{{"precision", "bf16"}}, "x").precision, "bf16");
 }
 
 const char* kTrainFlags = " --batch-size 4 --seq-len 16 --lr 3e-3 --seed 3 --threads 2";

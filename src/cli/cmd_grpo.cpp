@@ -44,7 +44,7 @@ void add_grpo(CLI::App& app) {
                          {"grad_clip", "Global gradient-norm clip"},
                          {"warmup", "Linear warm-up steps"},
                          {"schedule", "constant, cosine or wsd"},
-                         {"precision", "f32, or bf16 products"},
+                         {"precision", "f32, bf16 products, or auto (bf16 where the CPU has BF16 products)"},
                          {"eval_every", "Held-out accuracy every N steps (0: off)"},
                          {"eval_n", "Held-out examples"},
                          {"save_every", "Checkpoint every N steps (always at the end)"},

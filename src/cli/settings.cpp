@@ -77,7 +77,7 @@ const std::vector<std::pair<std::string, std::string>>& training_setting_flags()
       {"eval_every", "Validation every N steps (0: off)"},
       {"eval_batches", "Validation batches"},
       {"log_every", "Progress line every N steps"},
-      {"precision", "f32, or bf16 products with F32 master weights"},
+      {"precision", "f32; bf16 products with F32 master weights (emulated, slower, without CPU BF16 support); auto = bf16 where the CPU has BF16 products"},
       {"mtp_lambda", "Weight of the multi-token-prediction loss"},
       {"aux_alpha", "Weight of the sequence-wise balance loss (0: off)"},
       {"bias_gamma", "Speed of the auxiliary-loss-free routing bias (0: off)"},

@@ -246,6 +246,14 @@ void dequant_rows_parallel(const MatRef& w, int64_t r0, int64_t n, float* dst) {
 
 }  // namespace
 
+bool native_bf16_products() { return dnnl_has_bf16_matmul(); }
+
+std::string resolve_precision(const std::string& setting, const std::string& what) {
+  if (setting == "auto") return native_bf16_products() ? "bf16" : "f32";
+  if (setting != "f32" && setting != "bf16") fail("{} must be f32, bf16 or auto, got '{}'", what, setting);
+  return setting;
+}
+
 int64_t gemm_row_bucket(int64_t M) {
   if (M <= 16) return 16;
   if (M <= 128) return (M + 15) / 16 * 16;

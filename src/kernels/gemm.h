@@ -8,6 +8,7 @@
 // Small M (decode) runs hand-written GEMV kernels (memory bound); larger M runs oneDNN with cached primitives.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "core/dtype.h"
@@ -39,6 +40,13 @@ struct MatRef {
 };
 
 enum class Precision { F32, BF16 };
+
+// Whether BF16 products run natively here (oneDNN BF16 matmul: AVX512-BF16 or AMX). Without, BF16 products are
+// emulated by widening the operands to F32: same results, slower than F32.
+bool native_bf16_products();
+// A precision setting: "f32", "bf16", or "auto" (bf16 where native_bf16_products(), else f32) resolved; other
+// values fail naming `what`.
+std::string resolve_precision(const std::string& setting, const std::string& what);
 
 void matmul_wT(int64_t M, const float* x, int64_t ldx, const MatRef& w, float* y, int64_t ldy,
                bool accumulate = false);

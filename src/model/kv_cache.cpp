@@ -12,7 +12,10 @@ void KVCache::write(int64_t layer, int64_t token, const float* v) {
 
 void KVCache::reserve(int64_t n) {
   if (n <= capacity_) return;
-  const int64_t cap = std::max(n, capacity_ * 2);
+  // Rows of the transposed cache are read together (one 16-key strip per dimension): a row stride that is an odd
+  // multiple of 64 bytes spreads them over every cache set (a power-of-two stride maps them all to one set).
+  int64_t cap = (std::max(n, capacity_ * 2) + 15) / 16 * 16;
+  if ((cap / 16) % 2 == 0) cap += 16;
   std::vector<float> c(size_t(layers_ * dim_ * cap));
   for (int64_t l = 0; l < layers_; l++)
     for (int64_t d = 0; d < dim_; d++)

@@ -13,6 +13,7 @@
 #include "core/rng.h"
 #include "core/threads.h"
 #include "inference/batch_generator.h"
+#include "kernels/gemm.h"
 #include "posttrain/eval.h"
 #include "posttrain/verifier.h"
 #include "train/trainer.h"
@@ -115,7 +116,7 @@ GrpoConfig GrpoConfig::from_json(const json& j, const std::string& origin) {
     fail("{}: prompts_per_step, mu, micro_batch, max_new_tokens and log_every must be positive", origin);
   if (c.loss.eps_low < 0 || c.loss.eps_high < c.loss.eps_low) fail("{}: need 0 <= epsilon <= epsilon_high", origin);
   if (c.loss.beta < 0) fail("{}: beta must be >= 0", origin);
-  if (c.precision != "f32" && c.precision != "bf16") fail("{}: precision must be f32 or bf16", origin);
+  c.precision = resolve_precision(c.precision, fmt::format("{}: precision", origin));
   return c;
 }
 

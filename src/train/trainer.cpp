@@ -94,7 +94,7 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& origin) {
   positive(c.log_every, "log_every");
   if (c.steps < 0) fail("{}: setting 'steps' must be >= 0", origin);
   if (!(c.opt.lr > 0)) fail("{}: setting 'lr' must be positive", origin);
-  if (c.precision != "f32" && c.precision != "bf16") fail("{}: setting 'precision' must be f32 or bf16", origin);
+  c.precision = resolve_precision(c.precision, fmt::format("{}: setting 'precision'", origin));
   if (c.opt.schedule != "constant" && c.opt.schedule != "cosine" && c.opt.schedule != "wsd")
     fail("{}: setting 'schedule' must be constant, cosine or wsd", origin);
   return c;
