@@ -15,6 +15,6 @@ run $dseek prepare --tokenizer "$out/tokenizer" --input data/tinyshakespeare.txt
 run $dseek train --config configs/demo-shakespeare.json --data "$out/data" --out "$out/run" \
   --steps 1200 --batch-size 16 --seq-len 256 --lr 2e-3 --warmup 30 --schedule cosine --precision auto \
   --bias-gamma 0.01 --eval-every 100 --eval-batches 8 --log-every 25 --seed 1 --time-limit $((minutes * 60))
-run $dseek generate --model "$out/run" --prompt "ROMEO:" --max-tokens 200 --temperature 0.8 --top-k 40 --seed 1
+run $dseek generate --model "$out/run" --prompt "ROMEO:" --max-tokens 200 --temperature 0.8 --top-k 40 --seed 1 --ignore-eos
 echo
 echo "metrics: $out/run/metrics.jsonl  charts: $out/run/loss.svg $out/run/expert_load.svg"
