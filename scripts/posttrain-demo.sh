@@ -48,24 +48,24 @@ sft() {  # sft DATA OUT STEPS
   timed "sft $2" $dseek sft --model init --data "$1" --out "$2" --steps "$3" --batch-size 16 --seq-len 128 \
     --lr 2e-3 --warmup 20 --schedule constant --save-every 500 --log-every 100 --seed 1
 }
-grpo() {  # grpo MODEL TASK OUT STEPS [task flags]
-  local model=$1 task=$2 o=$3 steps=$4; shift 4
+grpo() {  # grpo MODEL TASK OUT STEPS LR [task flags]
+  local model=$1 task=$2 o=$3 steps=$4 lr=$5; shift 5
   [ -f "$o/latest" ] && return 0
   timed "grpo $o" $dseek grpo --model "$model" --task "$task" "$@" --out "$o" --steps "$steps" \
-    --group-size 8 --prompts-per-step 16 --max-new-tokens 96 --lr 1e-4 --beta 0.04 \
+    --group-size 8 --prompts-per-step 16 --max-new-tokens 96 --lr "$lr" --beta 0.04 \
     --eval-every 50 --eval-n 256 --log-every 10 --seed 1
 }
 
 # 2. arithmetic
 sft arith-sft.jsonl arith-sft "${ARITH_SFT_STEPS:-3000}"
 accuracy sft arith-sft arithmetic "${arith[@]}"
-grpo arith-sft arithmetic arith-grpo "${ARITH_GRPO_STEPS:-600}" "${arith[@]}"
+grpo arith-sft arithmetic arith-grpo "${ARITH_GRPO_STEPS:-600}" 3e-4 "${arith[@]}"
 accuracy grpo arith-grpo arithmetic "${arith[@]}"
 
 # 3. countdown
 sft countdown-sft.jsonl countdown-sft "${COUNTDOWN_SFT_STEPS:-3000}"
 accuracy sft countdown-sft countdown "${countdown[@]}"
-grpo countdown-sft countdown countdown-grpo "${COUNTDOWN_GRPO_STEPS:-400}" "${countdown[@]}"
+grpo countdown-sft countdown countdown-grpo "${COUNTDOWN_GRPO_STEPS:-400}" 1e-4 "${countdown[@]}"
 accuracy grpo countdown-grpo countdown "${countdown[@]}"
 
 # 4. distillation of the GRPO arithmetic model into a 3-layer dense student (1.3 M parameters, teacher 2.9 M):

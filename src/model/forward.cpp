@@ -372,7 +372,7 @@ void Forward::moe(int64_t l, const MoEWeights& m, const float* h, int64_t R, flo
       jobs.push_back({R, h, D, MatRef::of(m.shared.gate_proj), gus.data(), Is});
       jobs.push_back({R, h, D, MatRef::of(m.shared.up_proj), gus.data() + R * Is, Is});
     }
-    gemv_batch(jobs);
+    { DSEEK_PROFILE("moe.gate_up"); gemv_batch(jobs); }
     swiglu_forward(gu.data(), gu.data() + R * K * I, gu.data(), R * K * I);
     if (m.has_shared) swiglu_forward(gus.data(), gus.data() + R * Is, gus.data(), R * Is);
     jobs.clear();
@@ -381,7 +381,7 @@ void Forward::moe(int64_t l, const MoEWeights& m, const float* h, int64_t R, flo
       jobs.push_back({n, gu.data() + o * I, I, MatRef::of(m.experts[size_t(e)].down_proj), ye.data() + o * D, D});
     }
     if (m.has_shared) jobs.push_back({R, gus.data(), Is, MatRef::of(m.shared.down_proj), shared_out.data(), D});
-    gemv_batch(jobs);
+    { DSEEK_PROFILE("moe.down"); gemv_batch(jobs); }
   } else {
     if (m.has_shared) ffn_dense(m.shared, h, R, shared_out.data(), false);
     // one expert per thread; each product runs single-threaded inside the region
