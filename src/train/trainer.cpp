@@ -382,9 +382,10 @@ void Trainer::train() {
     }
     run_.log(rec);
     if (step_ % cfg_.log_every == 0 || last) {
-      const double eta = cfg_.time_limit > 0
-                             ? std::max(0.0, cfg_.time_limit - std::chrono::duration<double>(clock::now() - session_start).count())
-                             : recent * double(cfg_.steps - step_);
+      // the remaining steps at the recent pace, or the time limit if it comes first
+      double eta = recent * double(cfg_.steps - step_);
+      if (cfg_.time_limit > 0)
+        eta = std::min(eta, std::max(0.0, cfg_.time_limit - std::chrono::duration<double>(clock::now() - session_start).count()));
       std::string extra;
       if (rec.contains("val_loss")) extra = fmt::format(" | val {:.4f} ({:.3f} bpb)", rec["val_loss"].get<double>(), rec["val_bpb"].get<double>());
       std::fprintf(stderr, "step %lld/%lld | loss %.4f | mtp %.4f | lr %.2e | gnorm %.3f | %.0f tok/s | MFU %.1f%% | ETA %s%s\n",
