@@ -120,6 +120,28 @@ TEST_F(PosttrainCli, GrpoLogsRewardsAccuracyAndKlPerStep) {
   EXPECT_NE(r.out.find("unknown task 'sudoku'"), std::string::npos) << r.out;
 }
 
+TEST_F(PosttrainCli, HelpShowsDefaultsThatDoNotOverrideASettingsFile) {
+  CommandResult r = run_dseek("grpo --help");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("--group-size INT=8"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--lr FLOAT=1e-05"), std::string::npos) << r.out;
+  r = run_dseek("sft --help");
+  EXPECT_NE(r.out.find("--steps INT=1000"), std::string::npos) << r.out;
+
+  TempDir d;
+  const std::string run = d / "grpo", hp = d / "hp.txt";
+  std::ofstream(hp) << "steps: 1\ngroup_size: 2\nprompts_per_step: 1\nmax_new_tokens: 4\n";
+  r = run_dseek("grpo --model '" + model_ + "' --task arithmetic --out '" + run + "' --hparams '" + hp +
+                "' --seed 1 --threads 1");
+  ASSERT_EQ(r.status, 0) << r.out;
+  std::ifstream f(run + "/run.json");
+  const json saved = json::parse(f);
+  EXPECT_EQ(saved["grpo"]["group_size"].get<int>(), 2) << saved.dump();
+  EXPECT_EQ(saved["grpo"]["steps"].get<int>(), 1);
+  EXPECT_EQ(saved["grpo"]["seed"].get<int>(), 1);
+  EXPECT_EQ(read_metrics(run + "/metrics.jsonl").size(), 1u);
+}
+
 TEST_F(PosttrainCli, DistillFineTunesAStudentOnTeacherSamples) {
   TempDir d;
   const std::string out = d / "distill";

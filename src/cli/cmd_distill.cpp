@@ -36,7 +36,9 @@ void add_distill(CLI::App& app) {
       ->default_val(0);
   sub->add_option("--hparams", o->hparams, "Student training settings file");
   add_task_option_flags(*sub, o->c.task_options, "--task-seed");
-  o->flags.add_to(*sub, training_setting_flags());
+  nlohmann::json defaults = TrainConfig().to_json();
+  defaults.erase("distill_weight");  // 1 with --top-k, else unused
+  o->flags.add_to(*sub, training_setting_flags(), defaults);
   add_threads_flag(*sub, o->threads);
   sub->callback([o] {
     apply_threads(o->threads);

@@ -55,7 +55,8 @@ void add_grpo(CLI::App& app) {
                          {"max_digits", "arithmetic: most digits per operand"},
                          {"ops", "arithmetic: operations, any of +-*/"},
                          {"numbers", "countdown: numbers per problem"},
-                         {"time_limit", "Stop (and checkpoint) after this many seconds"}});
+                         {"time_limit", "Stop (and checkpoint) after this many seconds (0: no limit)"}},
+                 GrpoConfig().to_json());
   add_threads_flag(*sub, o->threads);
   sub->callback([o] {
     apply_threads(o->threads);

@@ -22,7 +22,7 @@ void add_train(CLI::App& app) {
   sub->add_option("--out", o->out, "Run folder to create (metrics.jsonl, checkpoints/, charts)");
   sub->add_option("--resume", o->resume, "Continue the run in this folder from its latest checkpoint");
   sub->add_option("--hparams", o->hparams, "Settings file: JSON, or 'key: value' lines; flags override it");
-  o->flags.add_to(*sub, training_setting_flags());
+  o->flags.add_to(*sub, training_setting_flags(), TrainConfig().to_json());
   add_threads_flag(*sub, o->threads);
   sub->callback([o] {
     apply_threads(o->threads);

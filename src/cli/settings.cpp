@@ -82,16 +82,28 @@ const std::vector<std::pair<std::string, std::string>>& training_setting_flags()
       {"aux_alpha", "Weight of the sequence-wise balance loss (0: off)"},
       {"bias_gamma", "Speed of the auxiliary-loss-free routing bias (0: off)"},
       {"distill_weight", "Weight of the KL to a teacher's top-k (distillation with --top-k)"},
-      {"time_limit", "Stop (and checkpoint) after this many seconds"}};
+      {"time_limit", "Stop (and checkpoint) after this many seconds (0: no limit)"}};
   return flags;
 }
 
-void SettingFlags::add_to(CLI::App& sub, const std::vector<std::pair<std::string, std::string>>& settings) {
+void SettingFlags::add_to(CLI::App& sub, const std::vector<std::pair<std::string, std::string>>& settings,
+                          const json& defaults) {
   for (const auto& [name, help] : settings) {
     std::string flag = "--" + name;
     for (auto& ch : flag)
       if (ch == '_') ch = '-';
-    options_[name] = sub.add_option(flag, values_[name], help);
+    CLI::Option* opt = sub.add_option(flag, values_[name], help);
+    options_[name] = opt;
+    // help shows the type and the default (only for display: a flag counts as given only when it is typed)
+    const auto it = defaults.find(name);
+    if (it == defaults.end() || help.find("(default") != std::string::npos) continue;
+    if (it->is_number_integer()) opt->type_name("INT");
+    else if (it->is_number()) opt->type_name("FLOAT");
+    if (it->is_string()) {
+      if (!it->get<std::string>().empty()) opt->default_str(it->get<std::string>());
+    } else if (!it->is_null()) {
+      opt->default_str(it->dump());
+    }
   }
 }
 

@@ -13,7 +13,9 @@ nlohmann::json read_settings_file(const std::string& path);
 
 class SettingFlags {
  public:
-  void add_to(CLI::App& sub, const std::vector<std::pair<std::string, std::string>>& settings);
+  // `defaults` (a config's to_json()) gives the value shown in --help for each flag it holds.
+  void add_to(CLI::App& sub, const std::vector<std::pair<std::string, std::string>>& settings,
+              const nlohmann::json& defaults = nlohmann::json::object());
   // Writes every flag given on the command line into `settings` (numbers and booleans typed).
   void overlay(nlohmann::json& settings) const;
 
