@@ -82,6 +82,25 @@ TEST(Safetensors, ShardedDirectoryWithIndex) {
   EXPECT_THROW(w.get("nope"), Error);
 }
 
+TEST(Safetensors, WeightsAreReadResidentUnlessDseekMmapForcesAMap) {
+  test::TempDir d;
+  NamedTensors ts{{"w", iota(DType::BF16, {300, 77})}, {"b", iota(DType::F32, {13})}};
+  save_safetensors(d / "model.safetensors", ts);
+  const std::string bytes = bytes_of(d / "model.safetensors");
+  for (const char* mode : {"0", "1"}) {
+    setenv("DSEEK_MMAP", mode, 1);
+    std::shared_ptr<MappedFile> m = map_file(d / "model.safetensors", FileAccess::ResidentIfFits);
+    EXPECT_EQ(m->resident, std::string(mode) == "0");
+    if (m->resident) EXPECT_EQ(reinterpret_cast<uintptr_t>(m->data) % (2u << 20), 0u);  // huge-page aligned
+    ASSERT_EQ(m->size, bytes.size());
+    EXPECT_EQ(0, std::memcmp(m->data, bytes.data(), bytes.size())) << mode;
+    WeightFiles w = WeightFiles::open(d.str());
+    for (const auto& [name, t] : ts) EXPECT_EQ(0, std::memcmp(w.get(name).data, t.data, t.nbytes())) << name;
+  }
+  unsetenv("DSEEK_MMAP");
+  EXPECT_FALSE(map_file(d / "model.safetensors")->resident);  // other files stay mapped
+}
+
 TEST(Safetensors, AtomicWriteLeavesNoTemporaryFiles) {
   test::TempDir d;
   save_safetensors(d / "x.safetensors", {{"a", iota(DType::F32, {2})}});

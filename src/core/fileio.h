@@ -8,14 +8,23 @@
 
 namespace dseek {
 
-// A read-only mapping of a whole file; shared so tensors can keep it alive.
+// A read-only view of a whole file (a memory map or a resident copy); shared so tensors can keep it alive.
 struct MappedFile {
   std::string path;
   const uint8_t* data = nullptr;
   size_t size = 0;
+  bool resident = false;  // read into anonymous (huge-page) memory rather than mapped
+  void* region = nullptr;  // what to munmap
+  size_t region_size = 0;
   ~MappedFile();
 };
-std::shared_ptr<MappedFile> map_file(const std::string& path);
+
+enum class FileAccess {
+  Map,             // mmap the file (pages fault in on first touch)
+  ResidentIfFits,  // read into 2 MiB-aligned anonymous memory advised for transparent huge pages when the file
+                   // takes at most half of MemAvailable (else Map); DSEEK_MMAP=1 forces Map
+};
+std::shared_ptr<MappedFile> map_file(const std::string& path, FileAccess access = FileAccess::Map);
 
 std::string read_file(const std::string& path);
 

@@ -19,10 +19,10 @@ bool checked_mul(uint64_t a, uint64_t b, uint64_t& out) { return !__builtin_mul_
 
 }  // namespace
 
-SafetensorsFile SafetensorsFile::open(const std::string& path) {
+SafetensorsFile SafetensorsFile::open(const std::string& path, FileAccess access) {
   SafetensorsFile f;
   f.path_ = path;
-  f.file_ = map_file(path);
+  f.file_ = map_file(path, access);
   const size_t size = f.file_->size;
   if (size < 8) fail("{}: file too small for a safetensors header ({} bytes)", path, size);
   uint64_t n;
@@ -128,7 +128,7 @@ WeightFiles WeightFiles::open(const std::string& path) {
           fail("{}: weight_map['{}'] names a file outside the folder: {}", index, it.key(), file);
         if (!file_ids.count(file)) {
           file_ids[file] = w.files_.size();
-          w.files_.push_back(SafetensorsFile::open(path_join(path, file)));
+          w.files_.push_back(SafetensorsFile::open(path_join(path, file), FileAccess::ResidentIfFits));
         }
         mapping.emplace_back(it.key(), file);
       }
@@ -147,7 +147,7 @@ WeightFiles WeightFiles::open(const std::string& path) {
     files.push_back(path);
   }
   for (const auto& file : files) {
-    w.files_.push_back(SafetensorsFile::open(file));
+    w.files_.push_back(SafetensorsFile::open(file, FileAccess::ResidentIfFits));
     for (const auto& name : w.files_.back().names()) {
       if (w.where_.count(name)) fail("{}: tensor '{}' appears in more than one file", path, name);
       w.where_[name] = w.files_.size() - 1;

@@ -15,7 +15,7 @@ namespace dseek {
 
 class SafetensorsFile {
  public:
-  static SafetensorsFile open(const std::string& path);
+  static SafetensorsFile open(const std::string& path, FileAccess access = FileAccess::Map);
 
   const std::string& path() const { return path_; }
   bool contains(const std::string& name) const { return entries_.count(name) != 0; }
