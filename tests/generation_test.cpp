@@ -2,7 +2,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <algorithm>
 #include <map>
+#include <numeric>
 
 #include "core/fileio.h"
 #include "inference/batch_generator.h"
@@ -71,6 +73,63 @@ TEST(Sampler, SameSeedSameSequence) {
     auto la = logits, lb = logits;
     EXPECT_EQ(a.sample(la.data(), 5, {}), b.sample(lb.data(), 5, {}));
   }
+}
+
+// The filters by their definition: sort the whole vocabulary, keep the top k, renormalise, cut min-p, keep the
+// nucleus; draw by walking the kept tokens in that order.
+int32_t reference_sample(const SamplingParams& p, std::vector<float> logits, Rng& rng) {
+  const int64_t V = int64_t(logits.size());
+  std::vector<int32_t> order(static_cast<size_t>(V));
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+  int64_t n = p.top_k > 0 ? std::min<int64_t>(p.top_k, V) : V;
+  std::vector<double> pr(static_cast<size_t>(n));
+  double z = 0;
+  for (int64_t i = 0; i < n; i++) z += (pr[size_t(i)] = std::exp((logits[order[size_t(i)]] - logits[order[0]]) / p.temperature));
+  for (auto& v : pr) v /= z;
+  while (n > 1 && pr[size_t(n - 1)] < p.min_p * pr[0]) n--;
+  if (p.top_p < 1.0f) {
+    double cum = 0;
+    int64_t keep = 0;
+    while (keep < n && cum < p.top_p) cum += pr[size_t(keep++)];
+    n = keep;
+  }
+  double total = 0;
+  for (int64_t i = 0; i < n; i++) total += pr[size_t(i)];
+  double u = rng.uniform() * total;
+  for (int64_t i = 0; i < n; i++)
+    if ((u -= pr[size_t(i)]) < 0) return order[size_t(i)];
+  return order[size_t(n - 1)];
+}
+
+TEST(Sampler, FiltersEqualTheirDefinitionOnALargeVocabulary) {
+  Rng r(7);
+  std::vector<float> spread(6000), peaked(6000, 0.0f);
+  for (auto& v : spread) v = 3.0f * float(r.normal());
+  peaked[17] = 10.0f;  // p = e^-10 relative for the rest: the nucleus needs ~2,000 of the small tokens
+  for (const auto* logits : {&spread, &peaked})
+    for (SamplingParams p : {SamplingParams{.top_p = 0.9f}, SamplingParams{.top_k = 50, .top_p = 0.8f},
+                             SamplingParams{.top_p = 0.95f, .min_p = 0.05f}, SamplingParams{.top_k = 20},
+                             SamplingParams{.temperature = 0.7f, .top_p = 0.5f}}) {
+      p.seed = 11;
+      Sampler s(p);
+      Rng ref(11);
+      std::map<int32_t, int> got, want;
+      for (int i = 0; i < 300; i++) {
+        std::vector<float> l = *logits;
+        got[s.sample(l.data(), int64_t(l.size()), {})]++;
+        want[reference_sample(p, *logits, ref)]++;
+      }
+      EXPECT_EQ(got, want) << "top_k " << p.top_k << " top_p " << p.top_p << " min_p " << p.min_p;
+    }
+  // temperature alone draws without sorting: the frequencies follow the softmax
+  SamplingParams t;
+  t.seed = 3;
+  std::vector<float> three{0.0f, 1.0f, 2.0f};
+  auto h = histogram(t, three, {}, 6000);
+  const double zt = 1 + std::exp(1.0) + std::exp(2.0);
+  EXPECT_NEAR(h[2] / 6000.0, std::exp(2.0) / zt, 0.02);
+  EXPECT_NEAR(h[0] / 6000.0, 1 / zt, 0.015);
 }
 
 TEST(BatchGenerator, EqualsOneAtATimeAndSharesIdenticalPrompts) {

@@ -62,9 +62,13 @@ std::vector<GenerationResult> BatchGenerator::generate(const std::vector<Generat
   std::vector<int32_t> next(n);
   for (;;) {
     std::vector<size_t> live;
+    // each sequence draws from its own sampler (own seed), so the draws run in parallel
+#pragma omp parallel for schedule(dynamic, 4) if (n >= 8)
+    for (size_t i = 0; i < n; i++)
+      if (active[i]) next[i] = samplers[i].sample(logits[i].data(), V, context[i]);
     for (size_t i = 0; i < n; i++) {
       if (!active[i]) continue;
-      const int32_t tok = samplers[i].sample(logits[i].data(), V, context[i]);
+      const int32_t tok = next[i];
       out[i].tokens.push_back(tok);
       context[i].push_back(tok);
       st.generated_tokens++;

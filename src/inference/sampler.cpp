@@ -24,47 +24,72 @@ int32_t Sampler::sample(float* logits, int64_t V, const std::vector<int32_t>& co
   }
   if (p_.temperature <= 0.0f) return int32_t(std::max_element(logits, logits + V) - logits);
 
-  // candidates sorted by logit (only as many as the filters need)
-  order_.resize(static_cast<size_t>(V));
-  std::iota(order_.begin(), order_.end(), 0);
-  int64_t n = V;
-  if (p_.top_k > 0 && p_.top_k < V) {
-    std::partial_sort(order_.begin(), order_.begin() + p_.top_k, order_.end(),
-                      [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
-    n = p_.top_k;
-  } else {
-    std::sort(order_.begin(), order_.end(),
-              [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+  // p_i = e^((l_i - max) / T), unnormalised, in vocabulary order (p_max = 1)
+  const float mx = *std::max_element(logits, logits + V);
+  const float inv_t = 1.0f / p_.temperature;
+  probs_.resize(static_cast<size_t>(V));
+  for (int64_t i = 0; i < V; i++) probs_[size_t(i)] = std::exp((logits[i] - mx) * inv_t);
+  const float min_p_cut = p_.min_p > 0.0f ? p_.min_p : 0.0f;  // min-p keeps p_i >= min_p * p_max
+  auto draw = [&](const int32_t* ids, int64_t n) {  // one token of ids[0, n) with weights p
+    double total = 0;
+    for (int64_t i = 0; i < n; i++) total += probs_[size_t(ids[i])];
+    double u = rng_.uniform() * total;
+    for (int64_t i = 0; i < n; i++) {
+      u -= probs_[size_t(ids[i])];
+      if (u < 0) return ids[i];
+    }
+    return ids[n - 1];
+  };
+  auto by_logit = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+  const bool top_k = p_.top_k > 0 && p_.top_k < V, top_p = p_.top_p < 1.0f;
+
+  // Neither top-k nor top-p: no order is needed, only the min-p cut.
+  if (!top_k && !top_p) {
+    order_.clear();
+    for (int64_t i = 0; i < V; i++)
+      if (probs_[size_t(i)] >= min_p_cut) order_.push_back(int32_t(i));
+    return draw(order_.data(), int64_t(order_.size()));
   }
-  probs_.resize(static_cast<size_t>(n));
-  const float mx = logits[order_[0]];
-  double sum = 0;
-  for (int64_t i = 0; i < n; i++) sum += (probs_[size_t(i)] = std::exp((logits[order_[size_t(i)]] - mx) / p_.temperature));
-  for (int64_t i = 0; i < n; i++) probs_[size_t(i)] = float(probs_[size_t(i)] / sum);
-  if (p_.min_p > 0.0f) {
-    const float thr = p_.min_p * probs_[0];
-    int64_t keep = 1;
-    while (keep < n && probs_[size_t(keep)] >= thr) keep++;
-    n = keep;
-  }
-  if (p_.top_p < 1.0f) {
+
+  // Otherwise the candidates in descending order: the top k, or (top-p alone) every token with p_i >= tau for a
+  // tau lowered until the nucleus fits (tokens below tau are below every candidate, so the sorted candidates
+  // are the head of the fully sorted vocabulary).
+  double z = 0;  // normaliser of the top-p mass: over the top k, else over the vocabulary
+  int64_t n = 0;
+  for (float tau = 1.0f / 1024;; tau /= 64) {
+    order_.clear();
+    if (top_k) {
+      order_.resize(static_cast<size_t>(V));
+      std::iota(order_.begin(), order_.end(), 0);
+      std::partial_sort(order_.begin(), order_.begin() + p_.top_k, order_.end(), by_logit);
+      order_.resize(static_cast<size_t>(p_.top_k));
+      for (int32_t i : order_) z += probs_[size_t(i)];
+      tau = 0;
+    } else {
+      if (z == 0)
+        for (int64_t i = 0; i < V; i++) z += probs_[size_t(i)];
+      if (tau < 1e-30f) tau = 0;
+      for (int64_t i = 0; i < V; i++)
+        if (probs_[size_t(i)] >= tau) order_.push_back(int32_t(i));
+      std::sort(order_.begin(), order_.end(), by_logit);
+    }
+    n = int64_t(order_.size());
+    while (n > 1 && probs_[size_t(order_[size_t(n - 1)])] < min_p_cut) n--;
+    if (!top_p) break;
     double cum = 0;
     int64_t keep = 0;
     while (keep < n) {
-      cum += probs_[size_t(keep)];
+      cum += probs_[size_t(order_[size_t(keep)])] / z;
       keep++;
       if (cum >= p_.top_p) break;
     }
-    n = keep;
+    // the nucleus is complete if it closed inside the candidates, or nothing was left out
+    if (cum >= p_.top_p || keep < n || tau <= min_p_cut || tau == 0) {
+      n = keep;
+      break;
+    }
   }
-  double total = 0;
-  for (int64_t i = 0; i < n; i++) total += probs_[size_t(i)];
-  double u = rng_.uniform() * total;
-  for (int64_t i = 0; i < n; i++) {
-    u -= probs_[size_t(i)];
-    if (u < 0) return order_[size_t(i)];
-  }
-  return order_[size_t(n - 1)];
+  return draw(order_.data(), n);
 }
 
 }  // namespace dseek

@@ -383,8 +383,12 @@ void Forward::moe(int64_t l, const MoEWeights& m, const float* h, int64_t R, flo
     if (m.has_shared) jobs.push_back({R, gus.data(), Is, MatRef::of(m.shared.down_proj), shared_out.data(), D});
     { DSEEK_PROFILE("moe.down"); gemv_batch(jobs); }
   } else {
-    if (m.has_shared) ffn_dense(m.shared, h, R, shared_out.data(), false);
+    if (m.has_shared) {
+      DSEEK_PROFILE("moe.shared");
+      ffn_dense(m.shared, h, R, shared_out.data(), false);
+    }
     // one expert per thread; each product runs single-threaded inside the region
+    DSEEK_PROFILE("moe.experts");
 #pragma omp parallel
     {
       std::vector<float> xe, g, u;
