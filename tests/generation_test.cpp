@@ -110,7 +110,8 @@ TEST(Sampler, FiltersEqualTheirDefinitionOnALargeVocabulary) {
   for (const auto* logits : {&spread, &peaked})
     for (SamplingParams p : {SamplingParams{.top_p = 0.9f}, SamplingParams{.top_k = 50, .top_p = 0.8f},
                              SamplingParams{.top_p = 0.95f, .min_p = 0.05f}, SamplingParams{.top_k = 20},
-                             SamplingParams{.temperature = 0.7f, .top_p = 0.5f}}) {
+                             SamplingParams{.temperature = 0.7f, .top_p = 0.5f},
+                             SamplingParams{.min_p = 2.0f}}) {  // min-p above 1 still keeps the top token
       p.seed = 11;
       Sampler s(p);
       Rng ref(11);

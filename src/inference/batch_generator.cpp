@@ -84,8 +84,7 @@ std::vector<GenerationResult> BatchGenerator::generate(const std::vector<Generat
         out[i].stop_reason = "length";
         active[i] = false;
       } else {
-        next[i] = tok;
-        live.push_back(i);
+        live.push_back(i);  // feeds next[i]
       }
     }
     if (live.empty()) break;

@@ -29,18 +29,18 @@ int32_t Sampler::sample(float* logits, int64_t V, const std::vector<int32_t>& co
   const float inv_t = 1.0f / p_.temperature;
   probs_.resize(static_cast<size_t>(V));
   for (int64_t i = 0; i < V; i++) probs_[size_t(i)] = std::exp((logits[i] - mx) * inv_t);
-  const float min_p_cut = p_.min_p > 0.0f ? p_.min_p : 0.0f;  // min-p keeps p_i >= min_p * p_max
-  auto draw = [&](const int32_t* ids, int64_t n) {  // one token of ids[0, n) with weights p
+  // min-p keeps p_i >= min_p * p_max; capped at p_max = 1 so the most likely token always stays
+  const float min_p_cut = std::clamp(p_.min_p, 0.0f, 1.0f);
+  auto draw = [&](int64_t n) {  // one token of order_[0, n) with weights p
     double total = 0;
-    for (int64_t i = 0; i < n; i++) total += probs_[size_t(ids[i])];
+    for (int64_t i = 0; i < n; i++) total += probs_[size_t(order_[size_t(i)])];
     double u = rng_.uniform() * total;
     for (int64_t i = 0; i < n; i++) {
-      u -= probs_[size_t(ids[i])];
-      if (u < 0) return ids[i];
+      u -= probs_[size_t(order_[size_t(i)])];
+      if (u < 0) return order_[size_t(i)];
     }
-    return ids[n - 1];
+    return order_[size_t(n - 1)];
   };
-  auto by_logit = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
   const bool top_k = p_.top_k > 0 && p_.top_k < V, top_p = p_.top_p < 1.0f;
 
   // Neither top-k nor top-p: no order is needed, only the min-p cut.
@@ -48,48 +48,44 @@ int32_t Sampler::sample(float* logits, int64_t V, const std::vector<int32_t>& co
     order_.clear();
     for (int64_t i = 0; i < V; i++)
       if (probs_[size_t(i)] >= min_p_cut) order_.push_back(int32_t(i));
-    return draw(order_.data(), int64_t(order_.size()));
+    return draw(int64_t(order_.size()));
   }
 
-  // Otherwise the candidates in descending order: the top k, or (top-p alone) every token with p_i >= tau for a
-  // tau lowered until the nucleus fits (tokens below tau are below every candidate, so the sorted candidates
-  // are the head of the fully sorted vocabulary).
-  double z = 0;  // normaliser of the top-p mass: over the top k, else over the vocabulary
-  int64_t n = 0;
-  for (float tau = 1.0f / 1024;; tau /= 64) {
-    order_.clear();
-    if (top_k) {
-      order_.resize(static_cast<size_t>(V));
-      std::iota(order_.begin(), order_.end(), 0);
-      std::partial_sort(order_.begin(), order_.begin() + p_.top_k, order_.end(), by_logit);
-      order_.resize(static_cast<size_t>(p_.top_k));
-      for (int32_t i : order_) z += probs_[size_t(i)];
-      tau = 0;
-    } else {
-      if (z == 0)
-        for (int64_t i = 0; i < V; i++) z += probs_[size_t(i)];
-      if (tau < 1e-30f) tau = 0;
-      for (int64_t i = 0; i < V; i++)
-        if (probs_[size_t(i)] >= tau) order_.push_back(int32_t(i));
-      std::sort(order_.begin(), order_.end(), by_logit);
-    }
-    n = int64_t(order_.size());
+  // Otherwise the kept tokens are a head of the vocabulary sorted by logit. keep_head(n, z, complete) applies
+  // min-p and the nucleus (mass normalised by z) to the sorted candidates order_[0, n); -1 if the nucleus did not
+  // close and tokens outside the candidates could still belong to it.
+  auto by_logit = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+  auto keep_head = [&](int64_t n, double z, bool complete) -> int64_t {
     while (n > 1 && probs_[size_t(order_[size_t(n - 1)])] < min_p_cut) n--;
-    if (!top_p) break;
+    if (!top_p) return n;
     double cum = 0;
-    int64_t keep = 0;
-    while (keep < n) {
-      cum += probs_[size_t(order_[size_t(keep)])] / z;
-      keep++;
-      if (cum >= p_.top_p) break;
-    }
-    // the nucleus is complete if it closed inside the candidates, or nothing was left out
-    if (cum >= p_.top_p || keep < n || tau <= min_p_cut || tau == 0) {
-      n = keep;
-      break;
-    }
+    for (int64_t keep = 1; keep <= n; keep++)
+      if ((cum += probs_[size_t(order_[size_t(keep - 1)])] / z) >= p_.top_p) return keep;
+    return complete ? n : -1;
+  };
+  if (top_k) {
+    order_.resize(static_cast<size_t>(V));
+    std::iota(order_.begin(), order_.end(), 0);
+    std::partial_sort(order_.begin(), order_.begin() + p_.top_k, order_.end(), by_logit);
+    order_.resize(static_cast<size_t>(p_.top_k));
+    double z = 0;  // the nucleus is taken within the top k
+    for (int32_t i : order_) z += probs_[size_t(i)];
+    return draw(keep_head(p_.top_k, z, true));
   }
-  return draw(order_.data(), n);
+  // Top-p alone: sort only the tokens with p_i >= tau, lowering tau until the nucleus closes. Tokens below tau are
+  // below every candidate, so the sorted candidates are the head of the fully sorted vocabulary; once tau is at
+  // most the min-p cut (or 0), no token that could be kept is left out.
+  double z = 0;
+  for (int64_t i = 0; i < V; i++) z += probs_[size_t(i)];
+  for (float tau = 1.0f / 1024;; tau /= 64) {
+    if (tau < 1e-30f) tau = 0;
+    order_.clear();
+    for (int64_t i = 0; i < V; i++)
+      if (probs_[size_t(i)] >= tau) order_.push_back(int32_t(i));
+    std::sort(order_.begin(), order_.end(), by_logit);
+    const int64_t n = keep_head(int64_t(order_.size()), z, tau <= min_p_cut);
+    if (n >= 0) return draw(n);
+  }
 }
 
 }  // namespace dseek
