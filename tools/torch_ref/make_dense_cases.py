@@ -124,11 +124,11 @@ CASES = [
 
 # ---------------------------------------------------------------- weights
 
-def init_case_weights(model, seed):
+def init_case_weights(model, seed, eps_rows=True):
     """Random weights with attention sharp enough that RoPE, masking and scale mistakes show:
     embedding N(0, 0.5^2) with the last quarter of the rows scaled so that mean(x^2) ~ eps (the first norm
     then depends on eps); q/k N(0, (1.5/sqrt(D))^2) (score std ~2); v/o/MLP/head N(0, 1/fan_in); biases
-    N(0, 0.3^2); norm weights U(0.5, 1.5)."""
+    N(0, 0.3^2); norm weights U(0.5, 1.5). eps_rows=False leaves the embedding rows unscaled."""
     cfg = model.cfg
     g = torch.Generator().manual_seed(seed)
     D, V = cfg.hidden_size, cfg.vocab_size
@@ -143,7 +143,8 @@ def init_case_weights(model, seed):
                 q = V - V // 4
                 s = 2 * math.sqrt(cfg.rms_norm_eps) * (0.5 + 1.5 * torch.rand(V - q, 1, generator=g,
                                                                              dtype=torch.float64))
-                w[q:] *= s
+                if eps_rows:
+                    w[q:] *= s
                 p.copy_(w)
             elif n.endswith(("q_proj.weight", "k_proj.weight")):
                 p.copy_(1.5 / math.sqrt(D) * torch.randn(p.shape, generator=g, dtype=torch.float64))
