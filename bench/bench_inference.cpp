@@ -8,7 +8,7 @@
 #include "bench_util.h"
 #include "core/rng.h"
 #include "core/threads.h"
-#include "model/forward.h"
+#include "inference/forward.h"
 
 namespace dseek {
 namespace {

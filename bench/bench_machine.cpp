@@ -9,7 +9,7 @@
 #include "bench_util.h"
 #include "core/tensor.h"
 #include "core/threads.h"
-#include "kernels/gemm.h"
+#include "kernels/matmul.h"
 
 namespace dseek {
 namespace {

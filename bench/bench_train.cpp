@@ -8,7 +8,7 @@
 #include "bench_util.h"
 #include "core/rng.h"
 #include "core/threads.h"
-#include "kernels/gemm.h"
+#include "kernels/matmul.h"
 #include "train/balance.h"
 #include "train/graph.h"
 #include "train/optimizer.h"

@@ -6,7 +6,7 @@
 #include <set>
 
 #include "formats/safetensors.h"
-#include "model/forward.h"
+#include "inference/forward.h"
 #include "model/rope.h"
 #include "test_util.h"
 

@@ -16,9 +16,10 @@
 #include "model/rope.h"
 #include "model/router.h"
 #include "test_util.h"
+#include "model/layers/decoder_layer.h"
+#include "model/layers/embedding.h"
+#include "model/layers/head.h"
 #include "train/graph.h"
-#include "train/layer.h"
-#include "train/ops.h"
 
 namespace dseek {
 namespace {

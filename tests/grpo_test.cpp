@@ -6,7 +6,7 @@
 
 #include "core/rng.h"
 #include "posttrain/grpo_loss.h"
-#include "train/ops.h"
+#include "model/layers/head.h"
 
 namespace dseek {
 namespace {

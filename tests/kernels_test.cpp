@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "core/dtype.h"
-#include "kernels/gemm.h"
+#include "kernels/matmul.h"
 
 namespace dseek {
 namespace {
@@ -58,7 +58,7 @@ void expect_product(const MatRef& w, int64_t M, uint32_t seed) {
   for (float& v : x) v = g(rng);
   for (const bool accumulate : {false, true}) {
     std::vector<float> y0 = y;
-    matmul_wT(M, x.data(), ldx, w, y.data(), ldy, accumulate);
+    matmul(Matmul{M, x.data(), ldx, w, y.data(), ldy, accumulate});
     for (int64_t m = 0; m < M; m++)
       for (int64_t n = 0; n < N; n++) {
         double want = accumulate ? y0[size_t(m * ldy + n)] : 0.0, mag = 0;

@@ -9,7 +9,7 @@
 #include "core/error.h"
 #include "core/fileio.h"
 #include "core/rng.h"
-#include "model/forward.h"
+#include "inference/forward.h"
 #include "model/quantize.h"
 #include "test_util.h"
 
@@ -126,9 +126,9 @@ TEST(Model, Fp8WeightsStayFp8AndMatchDequantisedReference) {
   m.save(d.str());
   Model q = Model::load(d.str());
   ASSERT_TRUE(q.config.quantization.fp8);
-  EXPECT_EQ(q.w.layers[0].attn.kv_b_proj.weight.dtype, DType::F8_E4M3);
+  EXPECT_EQ(q.w.layers[0].mla.kv_b_proj.weight.dtype, DType::F8_E4M3);
   EXPECT_EQ(q.w.layers[1].moe.experts[0].up_proj.weight.dtype, DType::F8_E4M3);
-  EXPECT_EQ(q.w.layers[0].attn.kv_b_proj.scale_inv.shape, (Shape{(4 * 56 + 127) / 128, 2}));
+  EXPECT_EQ(q.w.layers[0].mla.kv_b_proj.scale_inv.shape, (Shape{(4 * 56 + 127) / 128, 2}));
   Model ref = Model::load(d.str());
   dequantize_model(ref);
   auto toks = random_tokens(40, c.vocab_size, 4);
@@ -144,7 +144,7 @@ TEST(Model, Bf16WeightsStayBf16) {
   Model m = Model::random(c, 8, DType::BF16);
   m.save(d.str());
   Model b = Model::load(d.str());
-  EXPECT_EQ(b.w.layers[0].attn.q_b_proj.weight.dtype, DType::BF16);
+  EXPECT_EQ(b.w.layers[0].mla.q_b_proj.weight.dtype, DType::BF16);
   EXPECT_EQ(b.w.embed.dtype, DType::BF16);
   // reference: the same weights widened to F32
   Model f = Model::load(d.str());

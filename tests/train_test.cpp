@@ -11,7 +11,7 @@
 #include "core/error.h"
 #include "core/fileio.h"
 #include "core/rng.h"
-#include "kernels/gemm.h"
+#include "kernels/matmul.h"
 #include "model/model.h"
 #include "test_util.h"
 #include "train/data.h"
@@ -54,10 +54,10 @@ TEST(Optimizer, AdamWStepMatchesHandComputation) {
   oc.weight_decay = 0.5;
   oc.grad_clip = 0;
   AdamW opt(oc, c, m.w, g);
-  float& p = m.w.layers[0].attn.o_proj.weight.f32()[3];
+  float& p = m.w.layers[0].mla.o_proj.weight.f32()[3];
   float& n = m.w.layers[0].input_layernorm.f32()[2];
   const float p0 = p, n0 = n;
-  g.layers[0].attn.o_proj.weight.f32()[3] = 0.2f;
+  g.layers[0].mla.o_proj.weight.f32()[3] = 0.2f;
   g.layers[0].input_layernorm.f32()[2] = -0.4f;
   opt.step(0.1);
   // t = 1: m = 0.1 g, v = 0.05 g^2, m_hat = g, v_hat = g^2 -> update = lr * g / (|g| + eps)
@@ -77,7 +77,7 @@ TEST(Optimizer, ClippingScalesByGlobalNorm) {
   oc.grad_clip = 1.0;
   AdamW opt(oc, c, m.w, g);
   g.norm.f32()[0] = 3.0f;
-  g.layers[1].attn.kv_b_proj.weight.f32()[0] = 4.0f;
+  g.layers[1].mla.kv_b_proj.weight.f32()[0] = 4.0f;
   EXPECT_NEAR(opt.grad_norm(), 5.0, 1e-9);
   EXPECT_NEAR(opt.step(1e-3).grad_norm, 5.0, 1e-9);
 }
@@ -116,8 +116,8 @@ TEST(Settings, JsonAndKeyValueFiles) {
   EXPECT_THROW(TrainConfig::from_json(json{{"learning_rate", 1}}, "x"), Error);
   EXPECT_THROW(TrainConfig::from_json(json{{"precision", "fp4"}}, "x"), Error);
   // auto resolves to what the CPU runs natively; the run's saved settings hold the resolved value
-  EXPECT_EQ(TrainConfig::from_json(json{{"precision", "auto"}}, "x").precision, native_bf16_products() ? "bf16" : "f32");
-  EXPECT_EQ(TrainConfig::from_json(json{{"precision", "bf16"}}, "x").precision, "bf16");
+  EXPECT_EQ(TrainConfig::from_json(json{{"precision", "auto"}}, "x").precision, native_bf16_products() ? Precision::BF16 : Precision::F32);
+  EXPECT_EQ(TrainConfig::from_json(json{{"precision", "bf16"}}, "x").precision, Precision::BF16);
 }
 
 const char* kTrainFlags = " --batch-size 4 --seq-len 16 --lr 3e-3 --seed 3 --threads 2";

@@ -1,5 +1,6 @@
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <sstream>
@@ -118,8 +119,10 @@ void add_generate(CLI::App& app) {
     StopConditions stop;
     stop.max_tokens = o->max_tokens;
     if (!o->ignore_eos) {
-      stop.stop_ids.push_back(int32_t(m.config.eos_token_id));
-      if (tok && tok->eos_id() >= 0 && tok->eos_id() != m.config.eos_token_id) stop.stop_ids.push_back(tok->eos_id());
+      stop.stop_ids.assign(m.config.eos_token_ids.begin(), m.config.eos_token_ids.end());
+      if (tok && tok->eos_id() >= 0 &&
+          std::find(stop.stop_ids.begin(), stop.stop_ids.end(), tok->eos_id()) == stop.stop_ids.end())
+        stop.stop_ids.push_back(tok->eos_id());
     }
     auto report = [](const GenerationStats& st) {
       std::fprintf(stderr, "prompt: %lld tokens, %.1f tokens/s | generation: %lld tokens, %.1f tokens/s | stop: %s\n",

@@ -2,7 +2,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "formats/safetensors.h"
-#include "model/forward.h"
+#include "inference/forward.h"
 
 namespace dseek::cli {
 

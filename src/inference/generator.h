@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "inference/sampler.h"
-#include "model/forward.h"
+#include "inference/forward.h"
 
 namespace dseek {
 

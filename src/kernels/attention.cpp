@@ -40,6 +40,10 @@ std::vector<Block> make_blocks(const AttentionDims& a) {
   return blocks;
 }
 
+inline int64_t kv_heads(const AttentionDims& a) { return a.kv_heads > 0 ? a.kv_heads : a.heads; }
+// key/value head read by query head h
+inline int64_t kv_head(const AttentionDims& a, int64_t h) { return h / (a.heads / kv_heads(a)); }
+
 inline int64_t row_key_begin(const AttentionDims& a, int64_t i) { return a.key_begin ? a.key_begin[i] : 0; }
 
 // S[r, j] for keys j in [k0, k1): visible iff key_begin(i) <= j <= q_pos0 + i.
@@ -84,8 +88,8 @@ struct LocalOperand {
 void attention_forward(const AttentionDims& a, const float* Q, const float* K, const float* V, float* O, int64_t ldo,
                        float* lse, Precision p) {
   if (a.Tq == 0) return;
-  const Operands q(p, Q, size_t(a.heads * a.Tq * a.dqk)), k(p, K, size_t(a.heads * a.Tk * a.dqk)),
-      v(p, V, size_t(a.heads * a.Tk * a.dv));
+  const Operands q(p, Q, size_t(a.heads * a.Tq * a.dqk)), k(p, K, size_t(kv_heads(a) * a.Tk * a.dqk)),
+      v(p, V, size_t(kv_heads(a) * a.Tk * a.dv));
   const std::vector<Block> blocks = make_blocks(a);
 #pragma omp parallel
   {
@@ -100,8 +104,9 @@ void attention_forward(const AttentionDims& a, const float* Q, const float* K, c
         continue;
       }
       S.resize(size_t(nq * nk));
+      const int64_t kh = kv_head(a, b.h);
       product(false, true, nq, nk, a.dqk, a.scale, q, size_t((b.h * a.Tq + b.i0) * a.dqk), a.dqk, k,
-              size_t((b.h * a.Tk + b.k0) * a.dqk), a.dqk, 0.0f, S.data(), nk);
+              size_t((kh * a.Tk + b.k0) * a.dqk), a.dqk, 0.0f, S.data(), nk);
       for (int64_t r = 0; r < nq; r++) {
         float* s = S.data() + r * nk;
         mask_row(a, b, b.i0 + r, s);
@@ -122,7 +127,7 @@ void attention_forward(const AttentionDims& a, const float* Q, const float* K, c
         if (lse) lse[b.h * a.Tq + b.i0 + r] = sum > 0 ? mx + std::log(sum) : -std::numeric_limits<float>::infinity();
       }
       const LocalOperand P(p, S.data(), S.size());
-      product(false, false, nq, a.dv, nk, 1.0f, P.op, 0, nk, v, size_t((b.h * a.Tk + b.k0) * a.dv), a.dv, 0.0f, out,
+      product(false, false, nq, a.dv, nk, 1.0f, P.op, 0, nk, v, size_t((kh * a.Tk + b.k0) * a.dv), a.dv, 0.0f, out,
               ldo);
     }
   }
@@ -132,11 +137,12 @@ void attention_backward(const AttentionDims& a, const float* Q, const float* K, 
                         int64_t ldo, const float* dO, int64_t lddo, const float* lse, float* dQ, float* dK, float* dV,
                         Precision p) {
   std::fill(dQ, dQ + a.heads * a.Tq * a.dqk, 0.0f);
-  std::fill(dK, dK + a.heads * a.Tk * a.dqk, 0.0f);
-  std::fill(dV, dV + a.heads * a.Tk * a.dv, 0.0f);
+  const int64_t KVH = kv_heads(a);
+  std::fill(dK, dK + KVH * a.Tk * a.dqk, 0.0f);
+  std::fill(dV, dV + KVH * a.Tk * a.dv, 0.0f);
   if (a.Tq == 0) return;
-  const Operands q(p, Q, size_t(a.heads * a.Tq * a.dqk)), k(p, K, size_t(a.heads * a.Tk * a.dqk)),
-      v(p, V, size_t(a.heads * a.Tk * a.dv));
+  const Operands q(p, Q, size_t(a.heads * a.Tq * a.dqk)), k(p, K, size_t(KVH * a.Tk * a.dqk)),
+      v(p, V, size_t(KVH * a.Tk * a.dv));
   // dO per head, contiguous: [heads][Tq][dv]
   std::vector<float> dOh(size_t(a.heads * a.Tq * a.dv));
   std::vector<float> Dsum(size_t(a.heads * a.Tq));
@@ -154,21 +160,22 @@ void attention_backward(const AttentionDims& a, const float* Q, const float* K, 
     }
   const Operands dO_op(p, dOh.data(), dOh.size());
   const std::vector<Block> blocks = make_blocks(a);
-  // dK and dV receive contributions from every query block of a head: each head is owned by one thread.
-  const int64_t H = a.heads;
+  // dK and dV receive contributions from every query block of the query heads that read them: each key/value
+  // head (with its group of query heads) is owned by one thread.
 #pragma omp parallel
   {
     std::vector<float> S, dP;
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t h = 0; h < H; h++) {
+    for (int64_t kh = 0; kh < KVH; kh++) {
       for (const Block& b : blocks) {
-        if (b.h != h) continue;
+        if (kv_head(a, b.h) != kh) continue;
+        const int64_t h = b.h;
         const int64_t nq = b.i1 - b.i0, nk = b.k1 - b.k0;
         if (nk <= 0) continue;
         S.resize(size_t(nq * nk));
         dP.resize(size_t(nq * nk));
-        const size_t qoff = size_t((h * a.Tq + b.i0) * a.dqk), koff = size_t((h * a.Tk + b.k0) * a.dqk);
-        const size_t voff = size_t((h * a.Tk + b.k0) * a.dv), ooff = size_t((h * a.Tq + b.i0) * a.dv);
+        const size_t qoff = size_t((h * a.Tq + b.i0) * a.dqk), koff = size_t((kh * a.Tk + b.k0) * a.dqk);
+        const size_t voff = size_t((kh * a.Tk + b.k0) * a.dv), ooff = size_t((h * a.Tq + b.i0) * a.dv);
         product(false, true, nq, nk, a.dqk, a.scale, q, qoff, a.dqk, k, koff, a.dqk, 0.0f, S.data(), nk);
         // dP = dO V^T
         product(false, true, nq, nk, a.dv, 1.0f, dO_op, ooff, a.dv, v, voff, a.dv, 0.0f, dP.data(), nk);

@@ -3,18 +3,19 @@
 #pragma once
 #include <cstdint>
 
-#include "kernels/gemm.h"
+#include "kernels/matmul.h"
 
 namespace dseek {
 
 struct AttentionDims {
   int64_t heads = 0, Tq = 0, Tk = 0, dqk = 0, dv = 0;
+  int64_t kv_heads = 0;  // grouped-query attention: query head h reads key/value head h / (heads / kv_heads); 0: heads
   int64_t q_pos0 = 0;  // query row i sits at key index q_pos0 + i and sees keys [key_begin[i], q_pos0 + i]
   float scale = 1.0f;
   const int32_t* key_begin = nullptr;  // per query row (packed documents, windows); null: 0
 };
 
-// Q [heads][Tq][dqk], K [heads][Tk][dqk], V [heads][Tk][dv] (each head contiguous).
+// Q [heads][Tq][dqk], K [kv_heads][Tk][dqk], V [kv_heads][Tk][dv] (each head contiguous).
 // O[i * ldo + h * dv + d]; lse [heads][Tq] = log sum_j exp(scale q.k_j) if non-null.
 void attention_forward(const AttentionDims& a, const float* Q, const float* K, const float* V, float* O, int64_t ldo,
                        float* lse, Precision p = Precision::F32);

@@ -29,4 +29,17 @@ inline float exp_approx(float x) {
 
 inline float sigmoid_approx(float x) { return 1.0f / (1.0f + exp_approx(-x)); }
 
+// row[0:n] <- softmax(scale * row[0:n]) in place (attention scores of one query over its visible keys).
+inline void softmax_scaled(float* row, int64_t n, float scale) {
+  float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+  for (int64_t j = 0; j < n; j++) mx = std::fmax(mx, row[j] *= scale);
+  float sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < n; j++) sum += (row[j] = exp_approx(row[j] - mx));
+  const float inv = 1.0f / sum;
+#pragma omp simd
+  for (int64_t j = 0; j < n; j++) row[j] *= inv;
+}
+
 }  // namespace dseek

@@ -5,9 +5,9 @@
 
 namespace dseek {
 
-void KVCache::write(int64_t layer, int64_t token, const float* v) {
-  float* c = data_.data() + layer * dim_ * capacity_ + token;
-  for (int64_t d = 0; d < dim_; d++) c[d * capacity_] = v[d];
+void KVCache::write(int64_t layer, int64_t token, const float* v, int64_t d0, int64_t n) {
+  float* c = data_.data() + (layer * dim_ + d0) * capacity_ + token;
+  for (int64_t d = 0; d < n; d++) c[d * capacity_] = v[d];
 }
 
 void KVCache::reserve(int64_t n) {

@@ -1,7 +1,8 @@
-// MLA KV cache of one sequence: per layer and token only the normalised latent c_kv (kv_lora_rank) and the
-// rotated shared RoPE key k_pe (qk_rope_head_dim), F32, stored transposed: [layer][dim][capacity]. Decode
-// scores then take 16 keys per vector, the weighted sum over values is a product with its first
-// kv_lora_rank rows, and prefill reads it as the transposed input of a matrix product.
+// KV cache of one sequence, F32, stored transposed: [layer][dim][capacity]. Per layer and token it holds
+// kv_cache_dim() floats: for MLA only the normalised latent c_kv (kv_lora_rank) and the rotated shared RoPE key
+// k_pe (qk_rope_head_dim); for GQA the rotated keys then the values of every KV head ([k_0 .. k_{n-1} | v_0 ..
+// v_{n-1}], head_dim each). Decode scores then take 16 keys per vector, the weighted sum over values is a
+// product with a block of rows, and prefill reads it as the transposed input of a matrix product.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -14,23 +15,23 @@ class KVCache {
  public:
   KVCache() = default;
   KVCache(const ModelConfig& c, int64_t layers, int64_t capacity = 256)
-      : layers_(layers), dim_(c.kv_cache_dim()), latent_(c.kv_lora_rank) {
+      : layers_(layers), dim_(c.kv_cache_dim()) {
     reserve(capacity);
   }
   int64_t length() const { return length_; }
-  int64_t dim() const { return dim_; }          // kv_lora_rank + qk_rope_head_dim
-  int64_t latent_dim() const { return latent_; }
+  int64_t dim() const { return dim_; }  // ModelConfig::kv_cache_dim()
   int64_t capacity() const { return capacity_; }  // the leading dimension of cols()
   // [dim][capacity] of one layer: element (d, token) at cols(layer)[d * capacity() + token]
   const float* cols(int64_t layer) const { return data_.data() + layer * dim_ * capacity_; }
   float at(int64_t layer, int64_t token, int64_t d) const { return cols(layer)[d * capacity_ + token]; }
-  void write(int64_t layer, int64_t token, const float* v);
+  // Dimensions [d0, d0 + n) of a token.
+  void write(int64_t layer, int64_t token, const float* v, int64_t d0, int64_t n);
   void reserve(int64_t n);
   void set_length(int64_t n) { length_ = n; }  // after appending (or to roll back)
   size_t bytes_per_token() const { return size_t(layers_ * dim_) * sizeof(float); }
 
  private:
-  int64_t layers_ = 0, dim_ = 0, latent_ = 0, capacity_ = 0, length_ = 0;
+  int64_t layers_ = 0, dim_ = 0, capacity_ = 0, length_ = 0;
   std::vector<float> data_;
 };
 

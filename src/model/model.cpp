@@ -100,13 +100,14 @@ Model Model::random(const ModelConfig& c, uint64_t seed, DType dtype, bool with_
         std::fill(d, d + n, 1.0f);
         break;
       case ParamRole::RouterBias:
+      case ParamRole::Bias:
         std::fill(d, d + n, 0.0f);
         break;
       default:
 #pragma omp parallel for schedule(static) if (n > 65536)
         for (int64_t i = 0; i < n; i++) d[i] = float(normal_at(seed, stream, uint64_t(i)) * std_);
     }
-    const bool keep_f32 = p.role == ParamRole::Norm || p.role == ParamRole::RouterBias || p.role == ParamRole::Router;
+    const bool keep_f32 = p.role != ParamRole::Matrix && p.role != ParamRole::Embedding;
     if (!keep_f32 && dtype != DType::F32) t = t.to(dtype);
     *p.tensor = t;
     if (p.linear) p.linear->weight = t;

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "kernels/gemm.h"
+#include "kernels/matmul.h"
 
 namespace dseek {
 
@@ -34,34 +34,21 @@ Linear quantize_fp8(const Tensor& weight, int64_t br, int64_t bc) {
 }
 
 namespace {
+// Every projection of the decoder layers and MTP modules (not the embedding, the lm_head or the router).
 template <class F>
 void for_each_projection(Model& m, F&& f) {
-  auto ffn = [&](FFNWeights& w) {
-    f(w.gate_proj);
-    f(w.up_proj);
-    f(w.down_proj);
-  };
-  auto layer = [&](LayerWeights& L) {
-    auto& a = L.attn;
-    for (Linear* l : {&a.q_proj, &a.q_a_proj, &a.q_b_proj, &a.kv_a_proj, &a.kv_b_proj, &a.o_proj})
-      if (l->weight.data) f(*l);
-    if (L.is_moe) {
-      for (auto& e : L.moe.experts) ffn(e);
-      if (L.moe.has_shared) ffn(L.moe.shared);
-    } else {
-      ffn(L.mlp);
-    }
-  };
-  for (auto& L : m.w.layers) layer(L);
-  for (auto& mt : m.w.mtp) {
-    layer(mt.block);
-    f(mt.eh_proj);
-  }
+  for_each_param(m.config, m.w, [&](ParamRef& p) {
+    if (p.linear && p.name != "lm_head.weight") f(*p.linear);
+  }, ParamOptions{!m.w.mtp.empty()});
 }
 }  // namespace
 
 void quantize_model_fp8(Model& m, int64_t br, int64_t bc) {
-  for_each_projection(m, [&](Linear& l) { l = quantize_fp8(l.weight, br, bc); });
+  for_each_projection(m, [&](Linear& l) {
+    Tensor bias = l.bias;
+    l = quantize_fp8(l.weight, br, bc);
+    l.bias = bias;
+  });
   m.config.quantization.fp8 = true;
   m.config.quantization.block_rows = br;
   m.config.quantization.block_cols = bc;
@@ -72,7 +59,8 @@ void dequantize_model(Model& m) {
     if (l.weight.dtype != DType::F8_E4M3) return;
     Tensor f = Tensor::empty(DType::F32, l.weight.shape);
     MatRef::of(l).rows_to_f32(0, l.out(), f.f32());
-    l = Linear{f, Tensor{}, 128, 128};
+    l.weight = f;
+    l.scale_inv = Tensor{};
   });
   m.config.quantization.fp8 = false;
 }

@@ -22,7 +22,7 @@ void topk(const float* v, int64_t n, int64_t k, int32_t* out, std::vector<int32_
 bool normalises(const ModelConfig& c) { return c.norm_topk_prob && c.num_experts_per_tok > 1; }
 // DeepSeek-V2 (Hugging Face) scales only unnormalised weights; V3 always scales.
 double weight_scale(const ModelConfig& c) {
-  if (c.version == 2 && normalises(c)) return 1.0;
+  if (c.arch == Architecture::DeepseekV2 && normalises(c)) return 1.0;
   return c.routed_scaling_factor;
 }
 

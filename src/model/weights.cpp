@@ -14,21 +14,20 @@ struct Walker {
     ParamRef r{name, std::move(shape), role, &t, nullptr, optional};
     fn(r);
   }
-  void linear(const std::string& name, int64_t out, int64_t in, Linear& l) {
+  void linear(const std::string& name, int64_t out, int64_t in, Linear& l, bool bias = false) {
     ParamRef r{name + ".weight", {out, in}, ParamRole::Matrix, &l.weight, &l, false};
     fn(r);
+    if (!bias) return;
+    ParamRef b{name + ".bias", {out}, ParamRole::Bias, &l.bias, nullptr, false};
+    fn(b);
   }
   void ffn(const std::string& p, int64_t inter, FFNWeights& f) {
-    linear(p + ".gate_proj", inter, c.hidden_size, f.gate_proj);
-    linear(p + ".up_proj", inter, c.hidden_size, f.up_proj);
-    linear(p + ".down_proj", c.hidden_size, inter, f.down_proj);
+    linear(p + ".gate_proj", inter, c.hidden_size, f.gate_proj, c.mlp_bias);
+    linear(p + ".up_proj", inter, c.hidden_size, f.up_proj, c.mlp_bias);
+    linear(p + ".down_proj", c.hidden_size, inter, f.down_proj, c.mlp_bias);
   }
-  void layer(int64_t i, LayerWeights& L, bool moe) {
-    const std::string p = fmt::format("model.layers.{}", i);
+  void mla(const std::string& ap, MLAWeights& a) {
     const int64_t H = c.num_attention_heads;
-    tensor(p + ".input_layernorm.weight", {c.hidden_size}, ParamRole::Norm, L.input_layernorm);
-    auto& a = L.attn;
-    const std::string ap = p + ".self_attn";
     if (c.q_lora_rank > 0) {
       linear(ap + ".q_a_proj", c.q_lora_rank, c.hidden_size, a.q_a_proj);
       tensor(ap + ".q_a_layernorm.weight", {c.q_lora_rank}, ParamRole::Norm, a.q_a_layernorm);
@@ -40,6 +39,19 @@ struct Walker {
     tensor(ap + ".kv_a_layernorm.weight", {c.kv_lora_rank}, ParamRole::Norm, a.kv_a_layernorm);
     linear(ap + ".kv_b_proj", H * (c.qk_nope_head_dim + c.v_head_dim), c.kv_lora_rank, a.kv_b_proj);
     linear(ap + ".o_proj", c.hidden_size, H * c.v_head_dim, a.o_proj);
+  }
+  void gqa(const std::string& ap, GQAWeights& a) {
+    const int64_t d = c.head_dim;
+    linear(ap + ".q_proj", c.num_attention_heads * d, c.hidden_size, a.q_proj, c.qkv_bias);
+    linear(ap + ".k_proj", c.num_key_value_heads * d, c.hidden_size, a.k_proj, c.qkv_bias);
+    linear(ap + ".v_proj", c.num_key_value_heads * d, c.hidden_size, a.v_proj, c.qkv_bias);
+    linear(ap + ".o_proj", c.hidden_size, c.num_attention_heads * d, a.o_proj, c.o_bias);
+  }
+  void layer(int64_t i, LayerWeights& L, bool moe) {
+    const std::string p = fmt::format("model.layers.{}", i);
+    tensor(p + ".input_layernorm.weight", {c.hidden_size}, ParamRole::Norm, L.input_layernorm);
+    if (c.attention() == AttentionKind::MLA) mla(p + ".self_attn", L.mla);
+    else gqa(p + ".self_attn", L.gqa);
     tensor(p + ".post_attention_layernorm.weight", {c.hidden_size}, ParamRole::Norm, L.post_attention_layernorm);
     L.is_moe = moe;
     if (!moe) {

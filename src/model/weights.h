@@ -6,20 +6,12 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "kernels/matmul.h"
 #include "model/config.h"
 
 namespace dseek {
 
-// y = x W^T with W [out, in] in F32, BF16, F16 or F8_E4M3 (then scale_inv holds 128x128 block scales).
-struct Linear {
-  Tensor weight;
-  Tensor scale_inv;  // F32 [ceil(out/br), ceil(in/bc)], only for F8_E4M3
-  int64_t block_rows = 128, block_cols = 128;
-  int64_t out() const { return weight.dim(0); }
-  int64_t in() const { return weight.dim(1); }
-};
-
-struct MLAWeights {
+struct MLAWeights {  // multi-head latent attention (DeepSeek-V2/V3)
   Linear q_proj;          // q_lora_rank == 0
   Linear q_a_proj;        // [q_lora_rank, hidden]
   Tensor q_a_layernorm;   // [q_lora_rank]
@@ -28,6 +20,13 @@ struct MLAWeights {
   Tensor kv_a_layernorm;  // [kv_lora_rank]
   Linear kv_b_proj;       // [heads * (nope + v), kv_lora_rank]
   Linear o_proj;          // [hidden, heads * v]
+};
+
+struct GQAWeights {  // grouped-query attention (Qwen2, Llama); biases per config
+  Linear q_proj;  // [heads * head_dim, hidden]
+  Linear k_proj;  // [kv_heads * head_dim, hidden]
+  Linear v_proj;  // [kv_heads * head_dim, hidden]
+  Linear o_proj;  // [hidden, heads * head_dim]
 };
 
 struct FFNWeights {  // SwiGLU: down(silu(gate x) * up x)
@@ -44,7 +43,8 @@ struct MoEWeights {
 
 struct LayerWeights {
   Tensor input_layernorm, post_attention_layernorm;
-  MLAWeights attn;
+  MLAWeights mla;  // AttentionKind::MLA
+  GQAWeights gqa;  // AttentionKind::GQA
   bool is_moe = false;
   FFNWeights mlp;  // dense layer
   MoEWeights moe;
@@ -67,7 +67,7 @@ struct ModelWeights {
   std::vector<MTPWeights> mtp;
 };
 
-enum class ParamRole { Embedding, Matrix, Norm, Router, RouterBias };
+enum class ParamRole { Embedding, Matrix, Bias, Norm, Router, RouterBias };
 
 struct ParamRef {
   std::string name;

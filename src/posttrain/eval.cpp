@@ -23,8 +23,8 @@ std::string completion_text(const Tokenizer& tok, const std::vector<int32_t>& ge
 }
 
 std::vector<int32_t> completion_stop_ids(const ModelConfig& config, const Tokenizer& tok) {
-  std::vector<int32_t> ids{int32_t(config.eos_token_id)};
-  if (tok.eos_id() >= 0 && tok.eos_id() != ids[0]) ids.push_back(tok.eos_id());
+  std::vector<int32_t> ids(config.eos_token_ids.begin(), config.eos_token_ids.end());
+  if (tok.eos_id() >= 0 && std::find(ids.begin(), ids.end(), tok.eos_id()) == ids.end()) ids.push_back(tok.eos_id());
   return ids;
 }
 

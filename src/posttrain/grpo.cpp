@@ -13,7 +13,7 @@
 #include "core/rng.h"
 #include "core/threads.h"
 #include "inference/batch_generator.h"
-#include "kernels/gemm.h"
+#include "kernels/matmul.h"
 #include "posttrain/eval.h"
 #include "posttrain/verifier.h"
 #include "train/trainer.h"
@@ -55,7 +55,7 @@ json GrpoConfig::to_json() const {
               {"grad_clip", opt.grad_clip},
               {"warmup", opt.warmup},
               {"schedule", opt.schedule},
-              {"precision", precision},
+              {"precision", std::string(precision_name(precision))},
               {"eval_every", eval_every},
               {"eval_n", eval_n},
               {"save_every", save_every},
@@ -102,7 +102,8 @@ GrpoConfig GrpoConfig::from_json(const json& j, const std::string& origin) {
   get("grad_clip", c.opt.grad_clip);
   get("warmup", c.opt.warmup);
   get("schedule", c.opt.schedule);
-  get("precision", c.precision);
+  std::string precision(precision_name(c.precision));
+  get("precision", precision);
   get("eval_every", c.eval_every);
   get("eval_n", c.eval_n);
   get("save_every", c.save_every);
@@ -116,7 +117,7 @@ GrpoConfig GrpoConfig::from_json(const json& j, const std::string& origin) {
     fail("{}: prompts_per_step, mu, micro_batch, max_new_tokens and log_every must be positive", origin);
   if (c.loss.eps_low < 0 || c.loss.eps_high < c.loss.eps_low) fail("{}: need 0 <= epsilon <= epsilon_high", origin);
   if (c.loss.beta < 0) fail("{}: beta must be >= 0", origin);
-  c.precision = resolve_precision(c.precision, fmt::format("{}: precision", origin));
+  c.precision = resolve_precision(precision, fmt::format("{}: precision", origin));
   return c;
 }
 
@@ -182,7 +183,7 @@ GrpoTrainer::GrpoTrainer(const std::string& run_dir, Model policy, std::optional
   const ModelConfig& c = policy_.config;
   grads_ = zeros_like_weights(c, !policy_.w.mtp.empty());
   opt_ = std::make_unique<AdamW>(cfg_.opt, c, policy_.w, grads_);
-  compute_ = cfg_.precision == "bf16" ? bf16_compute_copy(c, policy_.w) : policy_.w;
+  compute_ = cfg_.precision == Precision::BF16 ? bf16_compute_copy(c, policy_.w) : policy_.w;
 }
 
 std::unique_ptr<GrpoTrainer> GrpoTrainer::create(const std::string& run_dir, const std::string& model_dir,
@@ -217,7 +218,7 @@ std::unique_ptr<GrpoTrainer> GrpoTrainer::resume(const std::string& run_dir, con
   auto t = std::unique_ptr<GrpoTrainer>(new GrpoTrainer(run_dir, to_master_weights(Model::load(rp.checkpoint, lo)),
                                                         std::move(ref), rp.run["tokenizer"].get<std::string>(), cfg));
   t->opt_->load_state(SafetensorsFile::open(path_join(rp.checkpoint, "optimizer.safetensors")));
-  if (cfg.precision == "bf16") refresh_bf16_copy(t->policy_.config, t->policy_.w, t->compute_);
+  if (cfg.precision == Precision::BF16) refresh_bf16_copy(t->policy_.config, t->policy_.w, t->compute_);
   t->step_ = rp.state["step"].get<int64_t>();
   t->cursor_ = rp.state["cursor"].get<uint64_t>();
   t->elapsed_ = rp.state.value("elapsed_s", 0.0);
@@ -297,7 +298,7 @@ void GrpoTrainer::train() {
   Forward fwd(view);
   BatchGenerator gen(fwd);
   GraphOptions go;
-  go.layer.precision = cfg_.precision == "bf16" ? Precision::BF16 : Precision::F32;
+  go.layer.precision = cfg_.precision;
   go.use_mtp = false;
   const auto session_start = clock::now();
   std::fprintf(stderr, "GRPO %s: %s, %lld prompts x %lld completions per step, target step %lld, %d threads\n",
@@ -422,7 +423,7 @@ void GrpoTrainer::train() {
       }
       const OptimizerStep os = opt_->step(lr);
       if (it == 0) grad_norm = os.grad_norm;
-      if (cfg_.precision == "bf16") refresh_bf16_copy(c, policy_.w, compute_);
+      if (cfg_.precision == Precision::BF16) refresh_bf16_copy(c, policy_.w, compute_);
     }
     step_++;
     const double dt = std::chrono::duration<double>(clock::now() - t0).count();

@@ -31,7 +31,7 @@ struct GrpoConfig {
   int64_t top_k = 0;
   GrpoLossConfig loss;
   OptimizerConfig opt{.lr = 1e-5, .weight_decay = 0.0, .schedule = "constant"};
-  std::string precision = "f32";
+  Precision precision = Precision::F32;
   int64_t eval_every = 0, eval_n = 128, save_every = 0, keep_checkpoints = 3, log_every = 1;
   uint64_t seed = 0;
   double time_limit = 0;

@@ -1,11 +1,13 @@
 #include "train/graph.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
 #include "core/profile.h"
 #include "kernels/rmsnorm.h"
-#include "train/ops.h"
+#include "model/layers/embedding.h"
+#include "model/layers/head.h"
 
 namespace dseek {
 
@@ -58,10 +60,12 @@ LossBreakdown TrainGraph::run(const ModelWeights& w, ModelWeights* g, RopeTable&
   const float eps = float(c.rms_norm_eps);
   const int64_t depth = o.use_mtp ? int64_t(w.mtp.size()) : 0;
   DSEEK_CHECK(int64_t(mb.inputs.size()) == R && int64_t(mb.targets.size()) == R, "micro-batch has wrong size");
-  rope.ensure(T + 1);
+  int32_t max_pos = 0;
+  for (int32_t p : mb.shape.positions) max_pos = std::max(max_pos, p);
+  rope.prepare(int64_t(max_pos) + 1);
   LossBreakdown out;
   layers_.resize(size_t(L));
-  mtp_layers_.resize(size_t(depth));
+  mtp_.resize(size_t(depth));
 
   // ---- forward: embedding and decoder layers
   std::vector<float> x(static_cast<size_t>(R * D));
@@ -112,7 +116,7 @@ LossBreakdown TrainGraph::run(const ModelWeights& w, ModelWeights* g, RopeTable&
   struct Depth {
     int64_t Tk;
     std::vector<int32_t> emb_tokens, targets;
-    std::vector<float> prev, e, en, e_rstd, hn, h_rstd, cat, hk, hkn, hk_rstd, dhkn;
+    std::vector<float> prev, out, dout;
     TrainShape shape;
     int64_t count = 0;
   };
@@ -122,7 +126,6 @@ LossBreakdown TrainGraph::run(const ModelWeights& w, ModelWeights* g, RopeTable&
   double mtp_sum = 0;
   for (int64_t k = 1; k <= depth; k++) {
     Depth& d = ds[size_t(k - 1)];
-    const MTPWeights& m = w.mtp[size_t(k - 1)];
     d.Tk = T - k;
     DSEEK_CHECK(d.Tk > 0, "sequence length {} is too short for {} MTP depths", T, depth);
     const int64_t Rk = B * d.Tk;
@@ -138,27 +141,17 @@ LossBreakdown TrainGraph::run(const ModelWeights& w, ModelWeights* g, RopeTable&
     d.shape = shape_prefix(mb.shape, d.Tk);
     d.prev.resize(size_t(Rk * D));
     select_prefix_rows(prev_src, B, prev_T, d.Tk, D, d.prev.data());
-    d.e.resize(size_t(Rk * D));
-    embedding_forward(w.embed, d.emb_tokens.data(), Rk, d.e.data());
-    d.cat.resize(size_t(Rk * 2 * D));
-    d.e_rstd.resize(size_t(Rk));
-    d.h_rstd.resize(size_t(Rk));
-    rmsnorm_forward(d.e.data(), D, m.enorm.f32(), eps, Rk, D, d.cat.data(), 2 * D, d.e_rstd.data());
-    rmsnorm_forward(d.prev.data(), D, m.hnorm.f32(), eps, Rk, D, d.cat.data() + D, 2 * D, d.h_rstd.data());
-    d.hk.resize(size_t(Rk * D));
-    linear_forward(Rk, d.cat.data(), 2 * D, m.eh_proj, d.hk.data(), D);
-    layer_forward(c, m.block, rope, d.shape, o.layer, d.hk.data(), mtp_layers_[size_t(k - 1)]);
-    d.hkn.resize(size_t(Rk * D));
-    d.hk_rstd.resize(size_t(Rk));
-    rmsnorm_forward(d.hk.data(), D, m.head_norm.f32(), eps, Rk, D, d.hkn.data(), D, d.hk_rstd.data());
+    d.out.resize(size_t(Rk * D));
+    mtp_forward(c, w.mtp[size_t(k - 1)], w.embed, rope, RowBatch::of(d.shape), o.layer, d.prev.data(),
+                d.emb_tokens.data(), d.out.data(), mtp_[size_t(k - 1)]);
     d.count = count_targets(d.targets.data(), Rk);
     const float scale = d.count ? float(o.mtp_lambda / double(depth) / double(d.count)) : 0.0f;
-    if (g) d.dhkn.assign(size_t(Rk * D), 0.0f);
-    CrossEntropyResult cek = lm_head_cross_entropy(Rk, d.hkn.data(), w.lm_head, d.targets.data(), scale,
-                                                   g ? d.dhkn.data() : nullptr, g ? &g->lm_head.weight : nullptr,
+    if (g) d.dout.assign(size_t(Rk * D), 0.0f);
+    CrossEntropyResult cek = lm_head_cross_entropy(Rk, d.out.data(), w.lm_head, d.targets.data(), scale,
+                                                   g ? d.dout.data() : nullptr, g ? &g->lm_head.weight : nullptr,
                                                    o.layer.precision);
     if (d.count) mtp_sum += cek.loss_sum / double(d.count);
-    prev_src = d.hk.data();
+    prev_src = mtp_[size_t(k - 1)].hk.data();
     prev_T = d.Tk;
   }
   out.mtp = depth ? mtp_sum / double(depth) : 0.0;
@@ -167,10 +160,10 @@ LossBreakdown TrainGraph::run(const ModelWeights& w, ModelWeights* g, RopeTable&
       out.aux += lc.moe.aux_loss;
       out.load.push_back(lc.moe.load);
     }
-  for (const auto& lc : mtp_layers_)
-    if (!lc.moe.load.empty()) {
-      out.aux += lc.moe.aux_loss;
-      out.load.push_back(lc.moe.load);
+  for (const auto& mc : mtp_)
+    if (!mc.block.moe.load.empty()) {
+      out.aux += mc.block.moe.aux_loss;
+      out.load.push_back(mc.block.moe.load);
     }
   out.total = (o.policy ? out.policy : out.main) + o.mtp_lambda * out.mtp + out.aux + o.soft_weight * out.soft_kl;
   if (!g) return out;
@@ -179,26 +172,10 @@ LossBreakdown TrainGraph::run(const ModelWeights& w, ModelWeights* g, RopeTable&
   std::vector<float> dnext;  // gradient into h^k from depth k+1's hnorm
   for (int64_t k = depth; k >= 1; k--) {
     Depth& d = ds[size_t(k - 1)];
-    const MTPWeights& m = w.mtp[size_t(k - 1)];
-    MTPWeights& gm = g->mtp[size_t(k - 1)];
     const int64_t Rk = B * d.Tk;
-    std::vector<float> dhk(static_cast<size_t>(Rk * D), 0.0f);
-    if (!dnext.empty()) dhk = dnext;
-    rmsnorm_backward(d.hk.data(), D, m.head_norm.f32(), d.hk_rstd.data(), d.dhkn.data(), D, Rk, D, dhk.data(), D,
-                     gm.head_norm.f32(), true);
-    layer_backward(c, m.block, gm.block, rope, d.shape, o.layer, mtp_layers_[size_t(k - 1)], dhk.data());
-    // u = eh_proj(cat) was the block input: dhk now holds du
-    std::vector<float> dcat(static_cast<size_t>(Rk * 2 * D));
-    // eh_proj's input is the concatenation; recompute it from the saved norms' outputs
-    linear_backward(Rk, dhk.data(), D, d.cat.data(), 2 * D, m.eh_proj, dcat.data(), 2 * D, false, gm.eh_proj.weight,
-                    o.layer.precision);
-    std::vector<float> de(static_cast<size_t>(Rk * D));
-    rmsnorm_backward(d.e.data(), D, m.enorm.f32(), d.e_rstd.data(), dcat.data(), 2 * D, Rk, D, de.data(), D,
-                     gm.enorm.f32(), false);
-    embedding_backward(d.emb_tokens.data(), Rk, de.data(), g->embed);
     std::vector<float> dprev(static_cast<size_t>(Rk * D));
-    rmsnorm_backward(d.prev.data(), D, m.hnorm.f32(), d.h_rstd.data(), dcat.data() + D, 2 * D, Rk, D, dprev.data(), D,
-                     gm.hnorm.f32(), false);
+    mtp_backward(c, w.mtp[size_t(k - 1)], g->mtp[size_t(k - 1)], g->embed, rope, RowBatch::of(d.shape), o.layer,
+                 mtp_[size_t(k - 1)], d.dout.data(), dnext.empty() ? nullptr : dnext.data(), dprev.data());
     // scatter into the predecessor's rows (b, i < Tk) of its [B, Tk + 1] (or [B, T]) layout
     const int64_t Tprev = (k == 1) ? T : ds[size_t(k - 2)].Tk;
     dnext.assign(size_t(B * Tprev * D), 0.0f);

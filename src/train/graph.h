@@ -7,7 +7,8 @@
 
 #include "core/memory.h"
 #include "model/model.h"
-#include "train/layer.h"
+#include "model/layers/decoder_layer.h"
+#include "model/layers/mtp.h"
 
 namespace dseek {
 
@@ -55,7 +56,8 @@ class TrainGraph {
 
  private:
   const ModelConfig& c_;
-  std::vector<LayerCache> layers_, mtp_layers_;
+  std::vector<LayerCache> layers_;
+  std::vector<MTPCache> mtp_;
 };
 
 // Gradient (or optimizer moment) buffers shaped like the weights, F32 zeros; tied tensors alias.

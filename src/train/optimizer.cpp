@@ -33,7 +33,7 @@ AdamW::AdamW(const OptimizerConfig& cfg, const ModelConfig& mc, ModelWeights& pa
     if (ps[i].role == ParamRole::RouterBias) continue;  // updated by the balance rule, not by gradients
     DSEEK_CHECK(ps[i].tensor->dtype == DType::F32, "optimizer: parameter {} must be F32 (master weights)", ps[i].name);
     Slot s{ps[i].name, ps[i].tensor, gs[i].tensor, Tensor::zeros(DType::F32, ps[i].shape),
-           Tensor::zeros(DType::F32, ps[i].shape), ps[i].role != ParamRole::Norm};
+           Tensor::zeros(DType::F32, ps[i].shape), ps[i].role != ParamRole::Norm && ps[i].role != ParamRole::Bias};
     slots_.push_back(std::move(s));
   }
 }

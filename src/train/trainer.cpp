@@ -10,7 +10,7 @@
 #include "core/fileio.h"
 #include "core/json_util.h"
 #include "core/threads.h"
-#include "kernels/gemm.h"
+#include "kernels/matmul.h"
 #include "model/quantize.h"
 #include "posttrain/distill.h"
 #include "posttrain/sft_data.h"
@@ -46,7 +46,7 @@ json TrainConfig::to_json() const {
               {"eval_every", eval_every},
               {"eval_batches", eval_batches},
               {"log_every", log_every},
-              {"precision", precision},
+              {"precision", std::string(precision_name(precision))},
               {"mtp_lambda", mtp_lambda},
               {"aux_alpha", aux_alpha},
               {"bias_gamma", bias_gamma},
@@ -84,7 +84,8 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& origin) {
   num("time_limit", c.time_limit);
   num("distill_weight", c.distill_weight);
   num("schedule", c.opt.schedule);
-  num("precision", c.precision);
+  std::string precision(precision_name(c.precision));
+  num("precision", precision);
   auto positive = [&](int64_t v, const char* k) {
     if (v <= 0) fail("{}: setting '{}' must be positive", origin, k);
   };
@@ -94,7 +95,7 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& origin) {
   positive(c.log_every, "log_every");
   if (c.steps < 0) fail("{}: setting 'steps' must be >= 0", origin);
   if (!(c.opt.lr > 0)) fail("{}: setting 'lr' must be positive", origin);
-  c.precision = resolve_precision(c.precision, fmt::format("{}: setting 'precision'", origin));
+  c.precision = resolve_precision(precision, fmt::format("{}: setting 'precision'", origin));
   if (c.opt.schedule != "constant" && c.opt.schedule != "cosine" && c.opt.schedule != "wsd")
     fail("{}: setting 'schedule' must be constant, cosine or wsd", origin);
   return c;
@@ -195,7 +196,7 @@ Trainer::Trainer(const std::string& run_dir, Model model, const DataSpec& data, 
   }
   grads_ = zeros_like_weights(c, !model_.w.mtp.empty());
   opt_ = std::make_unique<AdamW>(cfg_.opt, c, model_.w, grads_);
-  compute_ = cfg_.precision == "bf16" ? bf16_compute_copy(c, model_.w) : model_.w;
+  compute_ = cfg_.precision == Precision::BF16 ? bf16_compute_copy(c, model_.w) : model_.w;
 }
 
 std::unique_ptr<Trainer> Trainer::create(const std::string& run_dir, Model init, const DataSpec& data,
@@ -284,7 +285,7 @@ std::string hms(double s) {
 std::pair<double, double> Trainer::evaluate() {
   if (val_batches_.empty()) return {NAN, NAN};
   GraphOptions o;
-  o.layer.precision = cfg_.precision == "bf16" ? Precision::BF16 : Precision::F32;
+  o.layer.precision = cfg_.precision;
   o.use_mtp = false;
   double nats = 0;
   int64_t tokens = 0;
@@ -308,7 +309,7 @@ void Trainer::save_checkpoint() {
 void Trainer::train() {
   using clock = std::chrono::steady_clock;
   const ModelConfig& c = model_.config;
-  const Precision prec = cfg_.precision == "bf16" ? Precision::BF16 : Precision::F32;
+  const Precision prec = cfg_.precision;
   GraphOptions go;
   go.layer.precision = prec;
   go.layer.aux_alpha = c.n_routed_experts > 0 ? cfg_.aux_alpha : 0.0;
@@ -320,7 +321,7 @@ void Trainer::train() {
   double recent = 0;  // smoothed seconds per step
   std::fprintf(stderr, "training %s: %.1fM parameters, %lld tokens/step, %s, %d threads, target step %lld\n",
                run_.path().c_str(), double(model_.parameter_count(false)) / 1e6, (long long)tokens_per_step,
-               cfg_.precision.c_str(), num_threads(), (long long)cfg_.steps);
+               std::string(precision_name(cfg_.precision)).c_str(), num_threads(), (long long)cfg_.steps);
   while (step_ < cfg_.steps) {
     const auto t0 = clock::now();
     const double lr = lr_at(cfg_.opt, step_, cfg_.decay_steps > 0 ? cfg_.decay_steps : cfg_.steps);

@@ -22,7 +22,7 @@ struct TrainConfig {
   int64_t decay_steps = 0;  // cosine / wsd horizon; 0: `steps` of the run when it was created
   int64_t save_every = 0, keep_checkpoints = 3;
   int64_t eval_every = 0, eval_batches = 8, log_every = 1;
-  std::string precision = "f32";  // f32 | bf16 (products in BF16, F32 master weights)
+  Precision precision = Precision::F32;  // of the products (F32 master weights either way)
   double mtp_lambda = 0.3;
   double aux_alpha = 1e-4;   // sequence-wise balance loss weight (0: off)
   double bias_gamma = 1e-3;  // auxiliary-loss-free bias update speed (0: off)

@@ -1,26 +1,20 @@
-// Training ops on row-major activations [rows, dim], each forward beside its backward.
-// Weights are read from the compute copy (F32, or BF16 shadows of the F32 master weights); gradients are F32.
+// Output head: final RMSNorm then logits = h W^T (tied to the embedding or its own matrix); for training, the
+// head fused with its loss so that no [rows, vocab] buffer is held, forward and gradient in one pass.
 #pragma once
 #include <cstdint>
 #include <functional>
 #include <utility>
 #include <vector>
 
-#include "kernels/gemm.h"
+#include "kernels/matmul.h"
+#include "model/config.h"
 #include "model/weights.h"
 
 namespace dseek {
 
-// y[R, out] = x[R, in] W^T
-void linear_forward(int64_t R, const float* x, int64_t ldx, const Linear& w, float* y, int64_t ldy);
-// dx[R, in] (+)= dy W ;  dW[out, in] += dy^T x
-void linear_backward(int64_t R, const float* dy, int64_t lddy, const float* x, int64_t ldx, const Linear& w,
-                     float* dx, int64_t lddx, bool accumulate_dx, Tensor& dW, Precision p);
-
-// y[r] = E[tokens[r]]
-void embedding_forward(const Tensor& E, const int32_t* tokens, int64_t R, float* y);
-// dE[tokens[r]] += dy[r]  (rows sorted by token so the sum is deterministic for any thread count)
-void embedding_backward(const int32_t* tokens, int64_t R, const float* dy, Tensor& dE);
+// logits[n, V] = norm(x[rows[i]]) W^T for the listed rows (all rows when `rows` is null, n = R).
+void head_logits(const ModelConfig& c, const ModelWeights& w, const float* x, int64_t R, const std::vector<int64_t>* rows,
+                 float* logits);
 
 // Fused lm_head and loss over rows in chunks (no [R, vocab] buffer). For row r with target t_r >= 0 and
 // q = softmax(h_r W^T), lp_r = log q[t_r]:

@@ -1,4 +1,4 @@
-#include "train/ops.h"
+#include "model/layers/head.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,51 +7,23 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/rmsnorm.h"
 #include "kernels/vmath.h"
 
 namespace dseek {
 
-void linear_forward(int64_t R, const float* x, int64_t ldx, const Linear& w, float* y, int64_t ldy) {
-  matmul_wT(R, x, ldx, MatRef::of(w), y, ldy);
-}
-
-void linear_backward(int64_t R, const float* dy, int64_t lddy, const float* x, int64_t ldx, const Linear& w,
-                     float* dx, int64_t lddx, bool accumulate_dx, Tensor& dW, Precision p) {
-  const int64_t out = w.out(), in = w.in();
-  if (dx) matmul_w(R, dy, lddy, MatRef::of(w), dx, lddx, accumulate_dx);
-  gemm(true, false, out, in, R, 1.0f, dy, lddy, x, ldx, 1.0f, dW.f32(), in, p);
-}
-
-void embedding_forward(const Tensor& E, const int32_t* tokens, int64_t R, float* y) {
-  const MatRef e = MatRef::of(E);
-  const int64_t D = e.cols, V = e.rows;
-  for (int64_t r = 0; r < R; r++)
-    DSEEK_CHECK(tokens[r] >= 0 && tokens[r] < V, "token id {} is outside the vocabulary [0, {})", tokens[r], V);
-#pragma omp parallel for schedule(static) if (R * D > 65536)
-  for (int64_t r = 0; r < R; r++) e.rows_to_f32(tokens[r], 1, y + r * D);
-}
-
-void embedding_backward(const int32_t* tokens, int64_t R, const float* dy, Tensor& dE) {
-  const int64_t D = dE.dim(1);
-  std::vector<int64_t> order(static_cast<size_t>(R));
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return tokens[a] < tokens[b]; });
-  // runs of equal tokens; each run is owned by one thread
-  std::vector<int64_t> starts;
-  for (int64_t i = 0; i < R; i++)
-    if (i == 0 || tokens[order[size_t(i)]] != tokens[order[size_t(i - 1)]]) starts.push_back(i);
-  starts.push_back(R);
-  float* g = dE.f32();
-  const int64_t runs = int64_t(starts.size()) - 1;
-#pragma omp parallel for schedule(dynamic, 16) if (R * D > 65536)
-  for (int64_t s = 0; s < runs; s++) {
-    float* row = g + int64_t(tokens[order[size_t(starts[size_t(s)])]]) * D;
-    for (int64_t i = starts[size_t(s)]; i < starts[size_t(s + 1)]; i++) {
-      const float* src = dy + order[size_t(i)] * D;
-#pragma omp simd
-      for (int64_t d = 0; d < D; d++) row[d] += src[d];
-    }
+void head_logits(const ModelConfig& c, const ModelWeights& w, const float* x, int64_t R, const std::vector<int64_t>* rows,
+                 float* logits) {
+  const int64_t D = c.hidden_size, V = c.vocab_size;
+  const int64_t n = rows ? int64_t(rows->size()) : R;
+  std::vector<float> hn(size_t(n * D));
+  if (!rows) {
+    rmsnorm_forward(x, D, w.norm.f32(), float(c.rms_norm_eps), R, D, hn.data(), D);
+  } else {
+    for (int64_t i = 0; i < n; i++)
+      rmsnorm_forward(x + (*rows)[size_t(i)] * D, D, w.norm.f32(), float(c.rms_norm_eps), 1, D, hn.data() + i * D, D);
   }
+  matmul(Matmul{n, hn.data(), D, MatRef::of(w.lm_head), logits, V});
 }
 
 HeadLossResult lm_head_loss(int64_t R, const float* h, const Linear& head, const HeadLoss& spec, float* dh, Tensor* dW,
@@ -62,7 +34,7 @@ HeadLossResult lm_head_loss(int64_t R, const float* h, const Linear& head, const
   std::vector<float> logits(static_cast<size_t>(std::min(R, kChunk) * V));
   for (int64_t r0 = 0; r0 < R; r0 += kChunk) {
     const int64_t n = std::min(kChunk, R - r0);
-    matmul_wT(n, h + r0 * D, D, MatRef::of(head), logits.data(), V);
+    matmul(Matmul{n, h + r0 * D, D, MatRef::of(head), logits.data(), V});
     double loss = 0, ce = 0, kl = 0;
     int64_t count = 0;
 #pragma omp parallel for schedule(static) reduction(+ : loss, ce, kl, count)
@@ -127,7 +99,9 @@ HeadLossResult lm_head_loss(int64_t R, const float* h, const Linear& head, const
     res.kl_sum += kl;
     res.count += count;
     if (dh) {
-      matmul_w(n, logits.data(), V, MatRef::of(head), dh + r0 * D, D);
+      Matmul back{n, logits.data(), V, MatRef::of(head), dh + r0 * D, D};
+      back.w_plain = true;
+      matmul(back);
       gemm(true, false, V, D, n, 1.0f, logits.data(), V, h + r0 * D, D, 1.0f, dW->f32(), D, p);
     }
   }

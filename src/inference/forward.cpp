@@ -1,0 +1,76 @@
+#include "inference/forward.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "core/memory.h"
+#include "core/profile.h"
+#include "model/layers/embedding.h"
+#include "model/layers/head.h"
+
+namespace dseek {
+
+Forward::Forward(Model& m, ForwardOptions opt) : model_(m), opt_(opt) { keep_freed_memory(); }
+
+void Forward::run(const std::vector<SeqChunk>& chunks, bool all_rows, float* logits, ForwardTrace* trace) {
+  const ModelConfig& c = model_.config;
+  const ModelWeights& w = model_.w;
+  const int64_t D = c.hidden_size;
+  std::vector<int64_t> row0(chunks.size() + 1, 0);
+  int64_t max_pos = 0;
+  for (size_t i = 0; i < chunks.size(); i++) {
+    row0[i + 1] = row0[i] + chunks[i].n;
+    max_pos = std::max(max_pos, chunks[i].cache->length() + chunks[i].n);
+  }
+  const int64_t R = row0.back();
+  if (R == 0) return;
+  model_.rope.prepare(max_pos);
+  for (const auto& ch : chunks) ch.cache->reserve(ch.cache->length() + ch.n);
+
+  // positions and embeddings
+  positions_.resize(size_t(R));
+  x_.resize(size_t(R * D));
+  std::vector<int32_t> tokens(static_cast<size_t>(R));
+  for (size_t i = 0; i < chunks.size(); i++)
+    for (int64_t t = 0; t < chunks[i].n; t++) {
+      positions_[size_t(row0[i] + t)] = int32_t(chunks[i].cache->length() + t);
+      tokens[size_t(row0[i] + t)] = chunks[i].tokens[t];
+    }
+  float* x = x_.data();
+  embedding_forward(w.embed, tokens.data(), R, x);
+  if (trace) {
+    trace->hidden.assign(1, std::vector<float>(x, x + R * D));
+    trace->routing.assign(size_t(c.num_hidden_layers), Routing{});
+  }
+
+  RowBatch rb;
+  rb.rows = R;
+  rb.positions = positions_.data();
+  rb.chunks = &chunks;
+  rb.row0 = &row0;
+  LayerOptions lo;
+  lo.precision = opt_.attn_precision;
+  lo.attn = opt_.attn;
+  lo.save = false;
+  for (int64_t l = 0; l < c.num_hidden_layers; l++) {
+    const LayerWeights& L = w.layers[size_t(l)];
+    layer_forward(c, l, L, model_.rope, rb, lo, x, scratch_);
+    if (trace) {
+      trace->hidden.emplace_back(x, x + R * D);
+      if (L.is_moe) trace->routing[size_t(l)] = scratch_.moe.routing;
+    }
+  }
+  for (const auto& ch : chunks) ch.cache->set_length(ch.cache->length() + ch.n);
+
+  // final norm and head on the requested rows
+  DSEEK_PROFILE("lm_head");
+  if (all_rows) {
+    head_logits(c, w, x, R, nullptr, logits);
+  } else {
+    std::vector<int64_t> last(chunks.size());
+    for (size_t i = 0; i < chunks.size(); i++) last[i] = row0[i + 1] - 1;
+    head_logits(c, w, x, R, &last, logits);
+  }
+}
+
+}  // namespace dseek

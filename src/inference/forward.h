@@ -1,0 +1,46 @@
+// Inference forward pass over a batch of sequence chunks that extend their KV caches: a prompt prefill is one
+// chunk of many tokens, a decode step one token per sequence. The layers are the model library's
+// (src/model/layers), run without keeping activations; weight products become GEMVs for decode-sized batches.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "model/kv_cache.h"
+#include "model/layers/batch.h"
+#include "model/layers/decoder_layer.h"
+#include "model/model.h"
+#include "model/router.h"
+
+namespace dseek {
+
+struct ForwardOptions {
+  AttnImpl attn = AttnImpl::Auto;
+  Precision attn_precision = Precision::F32;
+};
+
+struct ForwardTrace {
+  std::vector<std::vector<float>> hidden;  // [num_layers + 1][rows * hidden]: embedding, then after each layer
+  std::vector<Routing> routing;            // per layer (empty for dense layers)
+};
+
+class Forward {
+ public:
+  explicit Forward(Model& m, ForwardOptions opt = {});
+  // Appends the chunks' tokens to their caches. logits: [total rows, vocab] if all_rows, else
+  // [chunks, vocab] for the last token of each chunk.
+  void run(const std::vector<SeqChunk>& chunks, bool all_rows, float* logits, ForwardTrace* trace = nullptr);
+  KVCache new_cache(int64_t capacity = 256) const {
+    return KVCache(model_.config, model_.config.num_hidden_layers, capacity);
+  }
+  const Model& model() const { return model_; }
+  ForwardOptions& options() { return opt_; }
+
+ private:
+  Model& model_;
+  ForwardOptions opt_;
+  std::vector<int32_t> positions_;
+  std::vector<float> x_;
+  LayerCache scratch_;  // reused by every layer
+};
+
+}  // namespace dseek
