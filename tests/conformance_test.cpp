@@ -8,10 +8,13 @@
 #include "formats/safetensors.h"
 #include "inference/forward.h"
 #include "model/rope.h"
+#include "numeric_util.h"
 #include "test_util.h"
 
 namespace dseek {
 namespace {
+
+using test::max_abs_diff;
 
 struct V3Tiny : ::testing::Test {
   std::string dir = test::shared_dir() + "/conformance/v3-tiny";
@@ -20,35 +23,13 @@ struct V3Tiny : ::testing::Test {
   int64_t B = tokens.dim(0), T = tokens.dim(1);
 };
 
-float max_abs_diff(const float* a, const float* b, size_t n) {
-  float m = 0;
-  for (size_t i = 0; i < n; i++) m = std::max(m, std::fabs(a[i] - b[i]));
-  return m;
-}
+
 
 std::vector<float> run_logits(Model& m, const Tensor& tokens, bool decode, AttnImpl impl, ForwardTrace* trace = nullptr) {
   ForwardOptions fo;
   fo.attn = impl;
   Forward fwd(m, fo);
-  const int64_t B = tokens.dim(0), T = tokens.dim(1), V = m.config.vocab_size;
-  std::vector<float> out(size_t(B * T * V));
-  std::vector<KVCache> caches;
-  for (int64_t b = 0; b < B; b++) caches.push_back(fwd.new_cache(T));
-  const int32_t* tk = tokens.as<int32_t>();
-  if (!decode) {
-    std::vector<SeqChunk> chunks;
-    for (int64_t b = 0; b < B; b++) chunks.push_back({&caches[size_t(b)], tk + b * T, T});
-    fwd.run(chunks, true, out.data(), trace);
-  } else {
-    std::vector<float> step(size_t(B * V));
-    for (int64_t t = 0; t < T; t++) {
-      std::vector<SeqChunk> chunks;
-      for (int64_t b = 0; b < B; b++) chunks.push_back({&caches[size_t(b)], tk + b * T + t, 1});
-      fwd.run(chunks, false, step.data());
-      for (int64_t b = 0; b < B; b++) std::copy(step.begin() + b * V, step.begin() + (b + 1) * V, out.begin() + (b * T + t) * V);
-    }
-  }
-  return out;
+  return sequence_logits(fwd, tokens.as<int32_t>(), tokens.dim(0), tokens.dim(1), decode, trace);
 }
 
 TEST_F(V3Tiny, RopeInverseFrequenciesMatchYarn) {

@@ -15,6 +15,7 @@
 #include "model/model.h"
 #include "model/rope.h"
 #include "model/router.h"
+#include "numeric_util.h"
 #include "test_util.h"
 #include "model/layers/decoder_layer.h"
 #include "model/layers/embedding.h"
@@ -25,40 +26,9 @@ namespace dseek {
 namespace {
 
 using json = nlohmann::json;
-
-std::vector<float> randn(size_t n, uint64_t seed, float scale = 1.0f) {
-  std::vector<float> v(n);
-  for (size_t i = 0; i < n; i++) v[i] = float(normal_at(seed, 0, i)) * scale;
-  return v;
-}
-
-double dot(const std::vector<float>& a, const std::vector<float>& b) {
-  double s = 0;
-  for (size_t i = 0; i < a.size(); i++) s += double(a[i]) * double(b[i]);
-  return s;
-}
-
-// Compares analytic d loss / d v[i] with central differences on `samples` coordinates of v.
-void check_grad(std::vector<float>& v, const std::vector<float>& analytic, const std::function<double()>& loss,
-                const char* what, float eps = 1e-3f, double rtol = 2e-2, double atol = 2e-4, int samples = 24,
-                uint64_t seed = 7) {
-  ASSERT_EQ(v.size(), analytic.size()) << what;
-  Rng r(seed);
-  double max_g = 0;
-  for (float g : analytic) max_g = std::max(max_g, double(std::fabs(g)));
-  ASSERT_GT(max_g, 0.0) << what << ": gradient is identically zero";
-  for (int s = 0; s < samples; s++) {
-    const size_t i = size_t(r.below(v.size()));
-    const float keep = v[i];
-    v[i] = keep + eps;
-    const double lp = loss();
-    v[i] = keep - eps;
-    const double lm = loss();
-    v[i] = keep;
-    const double fd = (lp - lm) / (2.0 * double(eps));
-    EXPECT_NEAR(analytic[i], fd, atol + rtol * std::max(std::fabs(fd), 0.05 * max_g)) << what << " [" << i << "]";
-  }
-}
+using test::check_grad;
+using test::dot;
+using test::randn;
 
 TEST(GradCheck, RmsNorm) {
   const int64_t R = 5, D = 24;

@@ -3,12 +3,13 @@
 #include "core/error.h"
 #include "formats/safetensors.h"
 #include "inference/forward.h"
+#include "model/quantize.h"
 
 namespace dseek::cli {
 
 void add_logits(CLI::App& app) {
   struct Opts {
-    std::string model, input, output, attn = "auto";
+    std::string model, input, output, attn = "auto", precision = "f32";
     bool decode = false;
     int threads = 0;
   };
@@ -20,6 +21,10 @@ void add_logits(CLI::App& app) {
   sub->add_flag("--decode", o->decode, "Feed each sequence one token per step through the KV cache");
   sub->add_option("--attn", o->attn, "Attention formulation: auto, expanded, absorbed")
       ->check(CLI::IsMember({"auto", "expanded", "absorbed"}))->default_val("auto");
+  sub->add_option("--precision", o->precision,
+                  "f32: widen BF16/F16 weights so every product is float32 (as transformers computes a checkpoint "
+                  "loaded in float32); weights: products in the weights' own dtype (the fast path generate uses)")
+      ->check(CLI::IsMember({"f32", "weights"}))->default_val("f32");
   add_threads_flag(*sub, o->threads);
   sub->callback([o] {
     apply_threads(o->threads);
@@ -29,28 +34,14 @@ void add_logits(CLI::App& app) {
     if (tokens.dtype != DType::I32 || tokens.ndim() != 2)
       fail("{}: 'tokens' must be I32 [B, T], got {}", o->input, tokens.desc());
     Model m = Model::load(o->model);
+    if (o->precision == "f32") widen_model_f32(m);
     ForwardOptions fo;
     fo.attn = o->attn == "expanded" ? AttnImpl::Expanded : o->attn == "absorbed" ? AttnImpl::Absorbed : AttnImpl::Auto;
     Forward fwd(m, fo);
     const int64_t B = tokens.dim(0), T = tokens.dim(1), V = m.config.vocab_size;
+    std::vector<float> out = sequence_logits(fwd, tokens.as<int32_t>(), B, T, o->decode);
     Tensor logits = Tensor::empty(DType::F32, {B, T, V});
-    std::vector<KVCache> caches;
-    for (int64_t b = 0; b < B; b++) caches.push_back(fwd.new_cache(T));
-    const int32_t* tk = tokens.as<int32_t>();
-    if (!o->decode) {
-      std::vector<SeqChunk> chunks;
-      for (int64_t b = 0; b < B; b++) chunks.push_back({&caches[size_t(b)], tk + b * T, T});
-      fwd.run(chunks, true, logits.f32());
-    } else {
-      std::vector<float> step(size_t(B * V));
-      for (int64_t t = 0; t < T; t++) {
-        std::vector<SeqChunk> chunks;
-        for (int64_t b = 0; b < B; b++) chunks.push_back({&caches[size_t(b)], tk + b * T + t, 1});
-        fwd.run(chunks, false, step.data());
-        for (int64_t b = 0; b < B; b++)
-          std::copy(step.begin() + b * V, step.begin() + (b + 1) * V, logits.f32() + (b * T + t) * V);
-      }
-    }
+    std::copy(out.begin(), out.end(), logits.f32());
     save_safetensors(o->output, {{"logits", logits}});
   });
 }

@@ -73,4 +73,27 @@ void Forward::run(const std::vector<SeqChunk>& chunks, bool all_rows, float* log
   }
 }
 
+std::vector<float> sequence_logits(Forward& fwd, const int32_t* tokens, int64_t B, int64_t T, bool decode,
+                                   ForwardTrace* trace) {
+  const int64_t V = fwd.model().config.vocab_size;
+  std::vector<float> out(size_t(B * T * V));
+  std::vector<KVCache> caches;
+  for (int64_t b = 0; b < B; b++) caches.push_back(fwd.new_cache(T));
+  if (!decode) {
+    std::vector<SeqChunk> chunks;
+    for (int64_t b = 0; b < B; b++) chunks.push_back({&caches[size_t(b)], tokens + b * T, T});
+    fwd.run(chunks, true, out.data(), trace);
+    return out;
+  }
+  std::vector<float> step(size_t(B * V));  // [B, V] the last row of each sequence
+  for (int64_t t = 0; t < T; t++) {
+    std::vector<SeqChunk> chunks;
+    for (int64_t b = 0; b < B; b++) chunks.push_back({&caches[size_t(b)], tokens + b * T + t, 1});
+    fwd.run(chunks, false, step.data());
+    for (int64_t b = 0; b < B; b++)
+      std::copy(step.begin() + b * V, step.begin() + (b + 1) * V, out.begin() + (b * T + t) * V);
+  }
+  return out;
+}
+
 }  // namespace dseek

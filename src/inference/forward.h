@@ -43,4 +43,9 @@ class Forward {
   LayerCache scratch_;  // reused by every layer
 };
 
+// Logits [B, T, vocab] of B sequences of T tokens (tokens [B, T]), each from position 0 in a fresh cache: one
+// batched causal pass (trace: hidden states of that pass), or with `decode` one token per step through the cache.
+std::vector<float> sequence_logits(Forward& fwd, const int32_t* tokens, int64_t B, int64_t T, bool decode,
+                                   ForwardTrace* trace = nullptr);
+
 }  // namespace dseek

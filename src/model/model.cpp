@@ -74,13 +74,7 @@ Model Model::load(const std::string& path, const LoadOptions& opt) {
   WeightFiles files = WeightFiles::open(dir);
   const ModelConfig& c = m.config;
   for_each_param(c, m.w, [&](ParamRef& p) { bind(files, c, p); }, ParamOptions{opt.mtp});
-  if (c.tie_word_embeddings) {
-    m.w.lm_head.weight = m.w.embed;
-  }
-  for (auto& mt : m.w.mtp) {
-    mt.embed = m.w.embed;
-    mt.head = m.w.lm_head;
-  }
+  bind_shared_tensors(c, m.w);
   m.rope = RopeTable(c);
   return m;
 }
@@ -112,11 +106,7 @@ Model Model::random(const ModelConfig& c, uint64_t seed, DType dtype, bool with_
     *p.tensor = t;
     if (p.linear) p.linear->weight = t;
   }, ParamOptions{with_mtp});
-  if (c.tie_word_embeddings) m.w.lm_head.weight = m.w.embed;
-  for (auto& mt : m.w.mtp) {
-    mt.embed = m.w.embed;
-    mt.head = m.w.lm_head;
-  }
+  bind_shared_tensors(c, m.w);
   m.rope = RopeTable(c);
   return m;
 }

@@ -65,4 +65,15 @@ void dequantize_model(Model& m) {
   m.config.quantization.fp8 = false;
 }
 
+void widen_model_f32(Model& m) {
+  for_each_param(m.config, m.w, [&](ParamRef& p) {
+    if (p.tensor && p.tensor->data && (p.tensor->dtype == DType::BF16 || p.tensor->dtype == DType::F16))
+    {
+      *p.tensor = p.tensor->to(DType::F32);
+      if (p.linear) p.linear->weight = *p.tensor;
+    }
+  }, ParamOptions{!m.w.mtp.empty()});
+  bind_shared_tensors(m.config, m.w);
+}
+
 }  // namespace dseek

@@ -15,4 +15,8 @@ void quantize_model_fp8(Model& m, int64_t block_rows = 128, int64_t block_cols =
 // Each FP8 projection replaced by its dequantised F32 values (the reference semantics of an FP8 checkpoint).
 void dequantize_model(Model& m);
 
+// Every BF16/F16 weight (matrices, embedding, head, norms) widened to F32, so each product runs in float32 as
+// transformers computes a checkpoint loaded in its default float32 (FP8 projections stay: see dequantize_model).
+void widen_model_f32(Model& m);
+
 }  // namespace dseek

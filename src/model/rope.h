@@ -28,6 +28,8 @@ class RopeTable {
   void prepare(int64_t positions);
   int64_t size() const { return positions_; }
   const std::vector<float>& inv_freq() const { return inv_freq_; }
+  // Factor the cos/sin rows carry (YaRN / LongRoPE attention scaling; 1 otherwise).
+  float attention_scaling() const { return scale_; }
 
  private:
   void fill(int64_t from, int64_t to);

@@ -95,4 +95,12 @@ void for_each_param(const ModelConfig& c, ModelWeights& w, const std::function<v
   }
 }
 
+void bind_shared_tensors(const ModelConfig& c, ModelWeights& w) {
+  if (c.tie_word_embeddings) w.lm_head.weight = w.embed;
+  for (auto& mt : w.mtp) {
+    mt.embed = w.embed;
+    mt.head = w.lm_head;
+  }
+}
+
 }  // namespace dseek

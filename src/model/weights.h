@@ -86,4 +86,8 @@ struct ParamOptions {
 void for_each_param(const ModelConfig& c, ModelWeights& w, const std::function<void(ParamRef&)>& fn,
                     ParamOptions opt = {});
 
+// Points the tensors that are shared rather than stored at their owners: a tied head at the embedding, each MTP
+// module's embedding and head at the main model's. Call after replacing the embedding or head tensors.
+void bind_shared_tensors(const ModelConfig& c, ModelWeights& w);
+
 }  // namespace dseek

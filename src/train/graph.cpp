@@ -96,6 +96,10 @@ LossBreakdown TrainGraph::run(const ModelWeights& w, ModelWeights* g, RopeTable&
     o.logp_out->assign(size_t(R), 0.0f);
     spec.logp_out = o.logp_out->data();
   }
+  if (o.logits_out) {
+    o.logits_out->assign(size_t(R * c_.vocab_size), 0.0f);
+    spec.logits_out = o.logits_out->data();
+  }
   if (o.topk_out) {
     o.topk_out->assign(size_t(R), {});
     spec.topk = o.topk;
@@ -196,11 +200,7 @@ LossBreakdown TrainGraph::run(const ModelWeights& w, ModelWeights* g, RopeTable&
 ModelWeights zeros_like_weights(const ModelConfig& c, bool mtp) {
   ModelWeights z;
   for_each_param(c, z, [](ParamRef& p) { *p.tensor = Tensor::zeros(DType::F32, p.shape); }, ParamOptions{mtp});
-  if (c.tie_word_embeddings) z.lm_head.weight = z.embed;
-  for (auto& m : z.mtp) {
-    m.embed = z.embed;
-    m.head = z.lm_head;
-  }
+  bind_shared_tensors(c, z);
   return z;
 }
 
@@ -220,11 +220,7 @@ void refresh_bf16_copy(const ModelConfig& c, const ModelWeights& master, ModelWe
     if (dst[i]->dtype != DType::BF16 || dst[i]->data == src[i]->data) *dst[i] = Tensor::empty(DType::BF16, src[i]->shape);
     convert_from_f32(src[i]->f32(), DType::BF16, dst[i]->data, size_t(src[i]->numel()));
   }
-  if (c.tie_word_embeddings) copy.lm_head.weight = copy.embed;
-  for (auto& mt : copy.mtp) {
-    mt.embed = copy.embed;
-    mt.head = copy.lm_head;
-  }
+  bind_shared_tensors(c, copy);
 }
 
 }  // namespace dseek

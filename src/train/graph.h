@@ -43,6 +43,7 @@ struct GraphOptions {
   std::function<std::pair<double, double>(int64_t row, float logp)> policy;
   float soft_weight = 0.0f;         // weight of KL(teacher top-k || student) on rows with soft targets
   std::vector<float>* logp_out = nullptr;  // [R] log q[target] of the main head
+  std::vector<float>* logits_out = nullptr;  // [R, V] the main head's logits
   int topk = 0;                            // with topk_out: the main head's top-k distribution per target row
   std::vector<std::vector<std::pair<int32_t, float>>>* topk_out = nullptr;
 };

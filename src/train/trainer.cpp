@@ -136,11 +136,7 @@ Model to_master_weights(Model m) {
     *p.tensor = p.tensor->dtype == DType::F32 ? p.tensor->clone() : p.tensor->to(DType::F32);
     if (p.linear) p.linear->scale_inv = Tensor{};
   }, ParamOptions{!m.w.mtp.empty()});
-  if (m.config.tie_word_embeddings) m.w.lm_head.weight = m.w.embed;
-  for (auto& mt : m.w.mtp) {
-    mt.embed = m.w.embed;
-    mt.head = m.w.lm_head;
-  }
+  bind_shared_tensors(m.config, m.w);
   // a routing bias must exist for the balance rule even if the checkpoint came without one
   for (auto& L : m.w.layers)
     if (L.is_moe && m.config.uses_score_bias() && !L.moe.score_bias.data)

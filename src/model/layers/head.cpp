@@ -35,6 +35,7 @@ HeadLossResult lm_head_loss(int64_t R, const float* h, const Linear& head, const
   for (int64_t r0 = 0; r0 < R; r0 += kChunk) {
     const int64_t n = std::min(kChunk, R - r0);
     matmul(Matmul{n, h + r0 * D, D, MatRef::of(head), logits.data(), V});
+    if (spec.logits_out) std::copy(logits.begin(), logits.begin() + n * V, spec.logits_out + r0 * V);
     double loss = 0, ce = 0, kl = 0;
     int64_t count = 0;
 #pragma omp parallel for schedule(static) reduction(+ : loss, ce, kl, count)
