@@ -16,6 +16,7 @@
 #include "kernels/matmul.h"
 #include "posttrain/eval.h"
 #include "posttrain/verifier.h"
+#include "train/run_loop.h"
 #include "train/trainer.h"
 
 namespace dseek {
@@ -280,11 +281,6 @@ MicroBatch make_batch(const std::vector<Sample>& s, const std::vector<size_t>& o
   return mb;
 }
 
-std::string hms(double s) {
-  const int64_t t = int64_t(s + 0.5);
-  return fmt::format("{}:{:02d}", t / 60, t % 60);
-}
-
 }  // namespace
 
 void GrpoTrainer::train() {
@@ -300,7 +296,6 @@ void GrpoTrainer::train() {
   GraphOptions go;
   go.layer.precision = cfg_.precision;
   go.use_mtp = false;
-  const auto session_start = clock::now();
   std::fprintf(stderr, "GRPO %s: %s, %lld prompts x %lld completions per step, target step %lld, %d threads\n",
                run_.path().c_str(), task_->name().c_str(), (long long)P, (long long)G, (long long)cfg_.steps,
                num_threads());
@@ -310,7 +305,9 @@ void GrpoTrainer::train() {
     run_.log(json{{"step", 0}, {"eval_accuracy", acc}, {"eval_format_rate", fr}});
     std::fprintf(stderr, "step 0 | held-out accuracy %.3f (format %.3f)\n", acc, fr);
   }
-  while (step_ < cfg_.steps) {
+  auto mean = [](const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0) / double(v.size()); };
+  RunLoopMethod m;
+  m.step = [&](int64_t step) {
     const auto t0 = clock::now();
     // 1. rollouts: G samples per prompt from the current policy
     std::vector<TaskExample> examples;
@@ -324,7 +321,7 @@ void GrpoTrainer::train() {
         r.sampling.temperature = cfg_.temperature;
         r.sampling.top_p = cfg_.top_p;
         r.sampling.top_k = cfg_.top_k;
-        r.sampling.seed = hash_index(cfg_.seed, uint64_t(step_), uint64_t(p * G + g));
+        r.sampling.seed = hash_index(cfg_.seed, uint64_t(step), uint64_t(p * G + g));
         r.stop.max_tokens = cfg_.max_new_tokens;
         r.stop.stop_ids = stop_ids;
         reqs.push_back(std::move(r));
@@ -391,7 +388,7 @@ void GrpoTrainer::train() {
     // 4. mu optimizer steps on the clipped surrogate with the KL penalty
     double kl_sum = 0, clipped = 0, policy_loss = 0, grad_norm = 0;
     int64_t counted = 0;
-    const double lr = lr_at(cfg_.opt, step_, cfg_.steps);
+    const double lr = lr_at(cfg_.opt, step, cfg_.steps);
     for (int64_t it = 0; it < cfg_.mu; it++) {
       opt_->zero_grads();
       for (Batch& b : batches) {
@@ -425,56 +422,42 @@ void GrpoTrainer::train() {
       if (it == 0) grad_norm = os.grad_norm;
       if (cfg_.precision == Precision::BF16) refresh_bf16_copy(c, policy_.w, compute_);
     }
-    step_++;
     const double dt = std::chrono::duration<double>(clock::now() - t0).count();
-    elapsed_ += dt;
 
     // 5. metrics
-    auto mean = [](const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0) / double(v.size()); };
     const double rmean = mean(rewards);
     double rvar = 0;
     for (double r : rewards) rvar += (r - rmean) * (r - rmean);
-    json rec{{"step", step_},
-             {"reward_mean", rmean},
-             {"reward_std", std::sqrt(rvar / double(rewards.size()))},
-             {"accuracy", mean(acc)},
-             {"format_rate", mean(fmt_ok)},
-             {"kl", counted ? kl_sum / double(counted) : 0.0},
-             {"clip_fraction", counted ? clipped / double(counted) : 0.0},
-             {"completion_length", double(completion_tokens) / double(outs.size())},
-             {"policy_loss", policy_loss},
-             {"grad_norm", grad_norm},
-             {"lr", lr},
-             {"samples_per_s", double(outs.size()) / rollout_s},
-             {"rollout_tokens_per_s", double(bs.generated_tokens) / std::max(bs.decode_seconds, 1e-9)},
-             {"rollout_s", rollout_s},
-             {"update_s", dt - rollout_s},
-             {"step_s", dt},
-             {"elapsed_s", elapsed_}};
-    const bool time_up = cfg_.time_limit > 0 &&
-                         std::chrono::duration<double>(clock::now() - session_start).count() >= cfg_.time_limit;
-    const bool last = step_ == cfg_.steps || time_up;
-    if (cfg_.eval_every > 0 && (step_ % cfg_.eval_every == 0 || last)) {
-      double fr = 0;
-      rec["eval_accuracy"] = held_out_accuracy(&fr);
-      rec["eval_format_rate"] = fr;
-    }
-    run_.log(rec);
-    if (step_ % cfg_.log_every == 0 || last) {
-      std::string extra = rec.contains("eval_accuracy") ? fmt::format(" | held-out acc {:.3f}", rec["eval_accuracy"].get<double>()) : "";
-      std::fprintf(stderr,
-                   "step %lld/%lld | reward %.3f | acc %.3f | format %.3f | kl %.4f | clip %.3f | len %.1f | %.1f samples/s | ETA %s%s\n",
-                   (long long)step_, (long long)cfg_.steps, rmean, mean(acc), mean(fmt_ok), rec["kl"].get<double>(),
-                   rec["clip_fraction"].get<double>(), rec["completion_length"].get<double>(), rec["samples_per_s"].get<double>(),
-                   hms(dt * double(cfg_.steps - step_)).c_str(), extra.c_str());
-    }
-    if ((cfg_.save_every > 0 && step_ % cfg_.save_every == 0) || last) {
-      save_checkpoint();
-      run_.render_charts();
-    }
-    if (time_up) break;
-  }
-  run_.render_charts();
+    return json{{"reward_mean", rmean},
+                {"reward_std", std::sqrt(rvar / double(rewards.size()))},
+                {"accuracy", mean(acc)},
+                {"format_rate", mean(fmt_ok)},
+                {"kl", counted ? kl_sum / double(counted) : 0.0},
+                {"clip_fraction", counted ? clipped / double(counted) : 0.0},
+                {"completion_length", double(completion_tokens) / double(outs.size())},
+                {"policy_loss", policy_loss},
+                {"grad_norm", grad_norm},
+                {"lr", lr},
+                {"samples_per_s", double(outs.size()) / rollout_s},
+                {"rollout_tokens_per_s", double(bs.generated_tokens) / std::max(bs.decode_seconds, 1e-9)},
+                {"rollout_s", rollout_s},
+                {"update_s", dt - rollout_s}};
+  };
+  m.evaluate = [&](json& rec) {
+    double fr = 0;
+    rec["eval_accuracy"] = held_out_accuracy(&fr);
+    rec["eval_format_rate"] = fr;
+  };
+  m.progress = [](const json& r) {
+    return fmt::format("reward {:.3f} | acc {:.3f} | format {:.3f} | kl {:.4f} | clip {:.3f} | len {:.1f} | {:.1f} samples/s",
+                       r["reward_mean"].get<double>(), r["accuracy"].get<double>(), r["format_rate"].get<double>(),
+                       r["kl"].get<double>(), r["clip_fraction"].get<double>(), r["completion_length"].get<double>(),
+                       r["samples_per_s"].get<double>());
+  };
+  m.eval_progress = [](const json& r) { return fmt::format(" | held-out acc {:.3f}", r["eval_accuracy"].get<double>()); };
+  m.save = [&] { save_checkpoint(); };
+  run_loop(run_, RunLoopConfig{cfg_.steps, cfg_.eval_every, cfg_.log_every, cfg_.save_every, cfg_.time_limit}, m, step_,
+           elapsed_);
 }
 
 }  // namespace dseek

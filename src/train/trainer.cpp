@@ -12,10 +12,8 @@
 #include "core/threads.h"
 #include "kernels/matmul.h"
 #include "model/quantize.h"
-#include "posttrain/distill.h"
-#include "posttrain/sft_data.h"
-#include "tokenizer/tokenizer.h"
 #include "train/balance.h"
+#include "train/run_loop.h"
 
 namespace dseek {
 
@@ -101,35 +99,6 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& origin) {
   return c;
 }
 
-json DataSpec::to_json() const {
-  return json{{"kind", kind},         {"path", path},       {"tokenizer", tokenizer}, {"val_fraction", val_fraction},
-              {"teacher", teacher}, {"teacher_top_k", teacher_top_k}};
-}
-
-DataSpec DataSpec::from_json(const json& j, const std::string& origin) {
-  DataSpec d;
-  if (j.is_string()) {  // a plain token folder
-    d.path = j.get<std::string>();
-    return d;
-  }
-  if (!j.is_object() || !j.contains("kind") || !j.contains("path")) fail("{}: 'data' must have 'kind' and 'path'", origin);
-  d.kind = j["kind"].get<std::string>();
-  d.path = j["path"].get<std::string>();
-  d.tokenizer = j.value("tokenizer", std::string());
-  d.val_fraction = j.value("val_fraction", 0.05);
-  d.teacher = j.value("teacher", std::string());
-  d.teacher_top_k = j.value("teacher_top_k", int64_t(20));
-  if (d.kind != "tokens" && d.kind != "chat") fail("{}: data kind '{}' is not tokens or chat", origin, d.kind);
-  return d;
-}
-
-// ---------------------------------------------------------------------------------------------------------
-
-MicroBatch WindowSource::next(int64_t B, int64_t T) {
-  sampler_.next(B, T, buf_);
-  return MicroBatch::from_tokens(buf_.data(), B, T);
-}
-
 Model to_master_weights(Model m) {
   if (m.config.quantization.fp8) dequantize_model(m);
   for_each_param(m.config, m.w, [](ParamRef& p) {
@@ -149,47 +118,10 @@ Trainer::Trainer(const std::string& run_dir, Model model, const DataSpec& data, 
   const ModelConfig& c = model_.config;
   if (cfg_.seq_len > c.max_position_embeddings)
     fail("--seq-len {} exceeds max_position_embeddings {}", cfg_.seq_len, c.max_position_embeddings);
-  const int64_t B = cfg_.batch_size, T = cfg_.seq_len;
-  if (data_.kind == "tokens") {
-    train_tokens_ = TokenDataset::open(data_.path, "train");
-    if (train_tokens_->vocab_size() > c.vocab_size)
-      fail("{}: data vocabulary ({}) is larger than the model's vocab_size ({})", data_.path, train_tokens_->vocab_size(),
-           c.vocab_size);
-    source_ = std::make_unique<WindowSource>(*train_tokens_, cfg_.seed);
-    bool has_val = false;
-    for (const auto& e : std::filesystem::directory_iterator(data_.path))
-      has_val |= e.path().filename().string().rfind("val-", 0) == 0;
-    if (has_val && cfg_.eval_batches > 0) {
-      // fixed windows spread evenly over the validation split
-      TokenDataset val = TokenDataset::open(data_.path, "val");
-      const int64_t n = val.size(), windows = cfg_.eval_batches * B, span = n - T - 1;
-      if (span >= 0) {
-        std::vector<int32_t> buf(size_t(B * (T + 1)));
-        for (int64_t e = 0; e < cfg_.eval_batches; e++) {
-          for (int64_t b = 0; b < B; b++) {
-            const int64_t w = e * B + b, start = windows > 1 ? span * w / (windows - 1) : 0;
-            val.read(start, T + 1, buf.data() + b * (T + 1));
-          }
-          val_batches_.push_back(MicroBatch::from_tokens(buf.data(), B, T));
-          for (int32_t t : val_batches_.back().targets) val_bytes_ += double(val.bytes_of(t));
-        }
-      }
-    }
-  } else {
-    Tokenizer tok = Tokenizer::load(data_.tokenizer);
-    std::vector<Conversation> train, val;
-    load_conversations(data_.path, tok, data_.val_fraction, train, val);
-    for (const auto& conv : train)
-      for (int32_t id : conv.ids)
-        if (id >= c.vocab_size) fail("{}: token id {} exceeds the model's vocab_size {}", data_.path, id, c.vocab_size);
-    const int32_t pad = tok.eos_id() >= 0 ? tok.eos_id() : 0;
-    source_ = std::make_unique<ChatSource>(std::move(train), cfg_.seed, pad);
-    if (!data_.teacher.empty()) source_ = std::make_unique<DistillSource>(std::move(source_), data_.teacher, data_.teacher_top_k);
-    if (!val.empty() && cfg_.eval_batches > 0) {
-      val_batches_ = pack_conversations(val, B, T, pad);
-      if (int64_t(val_batches_.size()) > cfg_.eval_batches) val_batches_.resize(size_t(cfg_.eval_batches));
-    }
-  }
+  RunData d = open_run_data(data_, c, DataRequest{cfg_.batch_size, cfg_.seq_len, cfg_.eval_batches, cfg_.seed});
+  source_ = std::move(d.train);
+  val_batches_ = std::move(d.val);
+  val_bytes_ = d.val_bytes;
   grads_ = zeros_like_weights(c, !model_.w.mtp.empty());
   opt_ = std::make_unique<AdamW>(cfg_.opt, c, model_.w, grads_);
   compute_ = cfg_.precision == Precision::BF16 ? bf16_compute_copy(c, model_.w) : model_.w;
@@ -272,10 +204,6 @@ double measured_peak_flops(Precision p) {
   return 2.0 * M * N * K * it / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-std::string hms(double s) {
-  const int64_t t = int64_t(s + 0.5);
-  return t >= 3600 ? fmt::format("{}:{:02d}:{:02d}", t / 3600, (t / 60) % 60, t % 60) : fmt::format("{}:{:02d}", t / 60, t % 60);
-}
 }  // namespace
 
 std::pair<double, double> Trainer::evaluate() {
@@ -303,7 +231,6 @@ void Trainer::save_checkpoint() {
 }
 
 void Trainer::train() {
-  using clock = std::chrono::steady_clock;
   const ModelConfig& c = model_.config;
   const Precision prec = cfg_.precision;
   GraphOptions go;
@@ -313,14 +240,14 @@ void Trainer::train() {
   go.soft_weight = float(cfg_.distill_weight);
   const double peak = measured_peak_flops(prec), fpt = flops_per_token();
   const int64_t tokens_per_step = cfg_.batch_size * cfg_.seq_len * cfg_.grad_accum;
-  const auto session_start = clock::now();
-  double recent = 0;  // smoothed seconds per step
+  const bool has_mtp = !model_.w.mtp.empty();
   std::fprintf(stderr, "training %s: %.1fM parameters, %lld tokens/step, %s, %d threads, target step %lld\n",
                run_.path().c_str(), double(model_.parameter_count(false)) / 1e6, (long long)tokens_per_step,
                std::string(precision_name(cfg_.precision)).c_str(), num_threads(), (long long)cfg_.steps);
-  while (step_ < cfg_.steps) {
-    const auto t0 = clock::now();
-    const double lr = lr_at(cfg_.opt, step_, cfg_.decay_steps > 0 ? cfg_.decay_steps : cfg_.steps);
+  RunLoopMethod m;
+  m.step = [&](int64_t step) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const double lr = lr_at(cfg_.opt, step, cfg_.decay_steps > 0 ? cfg_.decay_steps : cfg_.steps);
     opt_->zero_grads();
     LossBreakdown sum;
     std::vector<std::vector<int64_t>> load;
@@ -341,15 +268,10 @@ void Trainer::train() {
     const OptimizerStep os = opt_->step(lr);
     if (model_.config.uses_score_bias()) update_routing_bias(model_.w, load, cfg_.bias_gamma);
     if (prec == Precision::BF16) refresh_bf16_copy(c, model_.w, compute_);
-    step_++;
-    const double dt = std::chrono::duration<double>(clock::now() - t0).count();
-    elapsed_ += dt;
-    recent = recent == 0 ? dt : 0.9 * recent + 0.1 * dt;
-
-    json rec{{"step", step_}, {"loss", sum.main * inv}, {"mtp_loss", sum.mtp * inv}, {"aux_loss", sum.aux * inv},
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    json rec{{"loss", sum.main * inv}, {"mtp_loss", sum.mtp * inv}, {"aux_loss", sum.aux * inv},
              {"total_loss", sum.total * inv}, {"lr", lr}, {"grad_norm", os.grad_norm},
-             {"tokens_per_s", double(tokens_per_step) / dt}, {"mfu", fpt * double(tokens_per_step) / dt / peak},
-             {"step_s", dt}, {"elapsed_s", elapsed_}};
+             {"tokens_per_s", double(tokens_per_step) / dt}, {"mfu", fpt * double(tokens_per_step) / dt / peak}};
     if (!load.empty()) {
       json ratio = json::array(), loads = json::array();
       for (const auto& l : load) {
@@ -365,40 +287,31 @@ void Trainer::train() {
         loads.push_back(row);
       }
       rec["load_max_over_mean"] = ratio;
-      if (step_ % 10 == 0 || step_ == cfg_.steps) rec["expert_load"] = loads;
+      if ((step + 1) % 10 == 0 || step + 1 == cfg_.steps) rec["expert_load"] = loads;
     }
-    const bool time_up = cfg_.time_limit > 0 &&
-                         std::chrono::duration<double>(clock::now() - session_start).count() >= cfg_.time_limit;
-    const bool last = step_ == cfg_.steps || time_up;
-    if ((cfg_.eval_every > 0 && step_ % cfg_.eval_every == 0) || (last && cfg_.eval_every > 0)) {
-      auto [vl, bpb] = evaluate();
-      if (std::isfinite(vl)) {
-        rec["val_loss"] = vl;
-        rec["val_bpb"] = bpb;
-      }
+    return rec;
+  };
+  m.evaluate = [&](json& rec) {
+    auto [vl, bpb] = evaluate();
+    if (std::isfinite(vl)) {
+      rec["val_loss"] = vl;
+      rec["val_bpb"] = bpb;
     }
-    run_.log(rec);
-    if (step_ % cfg_.log_every == 0 || last) {
-      // the remaining steps at the recent pace, or the time limit if it comes first
-      double eta = recent * double(cfg_.steps - step_);
-      if (cfg_.time_limit > 0)
-        eta = std::min(eta, std::max(0.0, cfg_.time_limit - std::chrono::duration<double>(clock::now() - session_start).count()));
-      std::string extra;
-      if (rec.contains("val_loss")) extra = fmt::format(" | val {:.4f} ({:.3f} bpb)", rec["val_loss"].get<double>(), rec["val_bpb"].get<double>());
-      std::fprintf(stderr, "step %lld/%lld | loss %.4f | mtp %.4f | lr %.2e | gnorm %.3f | %.0f tok/s | MFU %.1f%% | ETA %s%s\n",
-                   (long long)step_, (long long)cfg_.steps, sum.main * inv, sum.mtp * inv, lr, os.grad_norm,
-                   double(tokens_per_step) / dt, 100.0 * rec["mfu"].get<double>(), hms(eta).c_str(), extra.c_str());
-    }
-    if ((cfg_.save_every > 0 && step_ % cfg_.save_every == 0) || last) {
-      save_checkpoint();
-      run_.render_charts();
-    }
-    if (time_up) {
-      std::fprintf(stderr, "time limit reached at step %lld\n", (long long)step_);
-      break;
-    }
-  }
-  run_.render_charts();
+  };
+  m.progress = [&](const json& r) {
+    std::string s = fmt::format("loss {:.4f}", r["loss"].get<double>());
+    if (has_mtp) s += fmt::format(" | mtp {:.4f}", r["mtp_loss"].get<double>());
+    return s + fmt::format(" | lr {:.2e} | gnorm {:.3f} | {:.0f} tok/s | MFU {:.1f}%", r["lr"].get<double>(),
+                           r["grad_norm"].get<double>(), r["tokens_per_s"].get<double>(), 100.0 * r["mfu"].get<double>());
+  };
+  m.eval_progress = [](const json& r) {
+    return r.contains("val_loss")
+               ? fmt::format(" | val {:.4f} ({:.3f} bpb)", r["val_loss"].get<double>(), r["val_bpb"].get<double>())
+               : std::string();
+  };
+  m.save = [&] { save_checkpoint(); };
+  run_loop(run_, RunLoopConfig{cfg_.steps, cfg_.eval_every, cfg_.log_every, cfg_.save_every, cfg_.time_limit}, m, step_,
+           elapsed_);
 }
 
 }  // namespace dseek

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "model/model.h"
-#include "train/data.h"
+#include "train/data_source.h"
 #include "train/graph.h"
 #include "train/optimizer.h"
 #include "train/run_dir.h"
@@ -30,41 +30,6 @@ struct TrainConfig {
   double distill_weight = 0.0;  // weight of KL(teacher top-k || student) when the data has a teacher
   nlohmann::json to_json() const;
   static TrainConfig from_json(const nlohmann::json& j, const std::string& origin);
-};
-
-// Where micro-batches come from (pretraining windows, packed conversations, ...); its state is saved in
-// checkpoints so a resumed run sees the same data.
-class BatchSource {
- public:
-  virtual ~BatchSource() = default;
-  virtual MicroBatch next(int64_t B, int64_t T) = 0;
-  virtual nlohmann::json state() const = 0;
-  virtual void restore(const nlohmann::json& s) = 0;
-};
-
-class WindowSource : public BatchSource {
- public:
-  WindowSource(const TokenDataset& d, uint64_t seed) : sampler_(d, seed) {}
-  MicroBatch next(int64_t B, int64_t T) override;
-  nlohmann::json state() const override { return sampler_.state(); }
-  void restore(const nlohmann::json& s) override { sampler_.set_state(s.get<std::vector<uint64_t>>()); }
-
- private:
-  WindowSampler sampler_;
-  std::vector<int32_t> buf_;
-};
-
-// What a run trains on: "tokens" (a `dseek prepare` folder) or "chat" (JSON Lines of conversations rendered
-// with the tokenizer in `tokenizer`, assistant tokens only, packed).
-struct DataSpec {
-  std::string kind = "tokens";
-  std::string path;
-  std::string tokenizer;
-  double val_fraction = 0.05;
-  std::string teacher;   // chat: a model whose top-k next-token distribution is a soft target (distillation)
-  int64_t teacher_top_k = 20;
-  nlohmann::json to_json() const;
-  static DataSpec from_json(const nlohmann::json& j, const std::string& origin);
 };
 
 class Trainer {
@@ -93,7 +58,6 @@ class Trainer {
   Model model_;  // F32 master weights
   ModelWeights compute_, grads_;
   std::unique_ptr<AdamW> opt_;
-  std::optional<TokenDataset> train_tokens_;  // kind "tokens"
   std::unique_ptr<BatchSource> source_;
   std::vector<MicroBatch> val_batches_;  // fixed validation set
   double val_bytes_ = 0;                 // UTF-8 bytes of the validation targets (0: unknown)

@@ -1,0 +1,40 @@
+// The loop every training method runs (pretraining, SFT, distillation, GRPO): steps up to a target or a time limit,
+// evaluation every N steps and at the end, one metrics.jsonl record per step, a progress line every N steps with the
+// ETA, checkpoints every N steps and at the end, charts. A method supplies what one step and one evaluation are.
+#pragma once
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "train/run_dir.h"
+
+namespace dseek {
+
+struct RunLoopConfig {
+  int64_t steps = 0;          // target step
+  int64_t eval_every = 0;     // 0: no evaluation
+  int64_t log_every = 1;      // progress line cadence
+  int64_t save_every = 0;     // 0: only at the end
+  double time_limit = 0;      // seconds of this session; 0: none
+};
+
+struct RunLoopMethod {
+  // One optimizer step at step index `step` (0-based); returns its metrics record (the loop adds "step",
+  // "step_s" and "elapsed_s").
+  std::function<nlohmann::json(int64_t step)> step;
+  // Adds evaluation fields to the record (may be null).
+  std::function<void(nlohmann::json& record)> evaluate;
+  // The method's part of the progress line, e.g. "loss 2.31 | lr 3e-4" (after "step N/M | ", before " | ETA").
+  std::function<std::string(const nlohmann::json& record)> progress;
+  // The part after the ETA when the record holds evaluation fields (may be null).
+  std::function<std::string(const nlohmann::json& record)> eval_progress;
+  std::function<void()> save;  // writes a checkpoint of the current step
+};
+
+// Runs from `step` (advanced in place) to cfg.steps; `elapsed` accumulates training seconds over sessions.
+void run_loop(RunDir& run, const RunLoopConfig& cfg, const RunLoopMethod& method, int64_t& step, double& elapsed);
+
+// "1:02:03" / "2:03"
+std::string hms(double seconds);
+
+}  // namespace dseek
