@@ -1,4 +1,4 @@
-// Inference speed on bench-small: prefill of a 512-token prompt and batch-1 decode at 512 tokens of context,
+// Inference speed on bench-small (or DSEEK_BENCH_CONFIG, e.g. configs/bench-qwen2.json): prefill of a 512-token prompt and batch-1 decode at 512 tokens of context,
 // F32 and BF16 weights. Run one configuration per process for a meaningful peak RSS, e.g.
 //   bench_inference --benchmark_filter='BM_Decode/bf16' --threads 2
 #include <benchmark/benchmark.h>
@@ -23,12 +23,23 @@ struct Loaded {
 Loaded loaded(DType dt) {
   Loaded l{bench::cached_model(dt), {}};
   Rng r(1);
-  for (int64_t i = 0; i < kPrompt; i++) l.prompt.push_back(int32_t(2 + r.below(8000)));
+  for (int64_t i = 0; i < kPrompt; i++) l.prompt.push_back(int32_t(2 + r.below(uint64_t(l.model.config.vocab_size - 2))));
   return l;
 }
 
-void counters(benchmark::State& state, const Model& m, double tokens) {
+// Weight bytes one decode step streams: every active matrix (routed experts: top-k of n), the head, one embedding row.
+double decode_weight_bytes(const Model& m, DType dt) {
+  const ModelConfig& c = m.config;
+  const double embed = double(c.vocab_size) * double(c.hidden_size);
+  const double active = double(m.parameter_count(true)) - (c.tie_word_embeddings ? 0.0 : embed);
+  return active * double(dtype_size(dt));
+}
+
+void counters(benchmark::State& state, const Model& m, double tokens, DType dt) {
   state.counters["tokens_per_s"] = benchmark::Counter(tokens, benchmark::Counter::kIsRate);
+  // decode: weight bytes streamed per second, to set against bench_machine's DRAM read bandwidth
+  state.counters["weight_MB_per_token"] = decode_weight_bytes(m, dt) / 1e6;
+  state.counters["weight_GB_per_s"] = benchmark::Counter(tokens * decode_weight_bytes(m, dt) / 1e9, benchmark::Counter::kIsRate);
   state.counters["peak_rss_MiB"] = bench::peak_rss_mib();
   const ModelConfig& c = m.config;
   // latent cache vs standard multi-head attention with the same heads (K: heads x qk dim, V: heads x v dim)
@@ -50,7 +61,7 @@ void BM_Prefill(benchmark::State& state, DType dt) {
     fwd.run({SeqChunk{&cache, L.prompt.data(), kPrompt}}, false, logits.data());
     benchmark::DoNotOptimize(logits.data());
   }
-  counters(state, L.model, double(state.iterations() * kPrompt));
+  counters(state, L.model, double(state.iterations() * kPrompt), dt);
 }
 
 void BM_Decode(benchmark::State& state, DType dt) {
@@ -66,7 +77,7 @@ void BM_Decode(benchmark::State& state, DType dt) {
     fwd.run({SeqChunk{&cache, &tok, 1}}, false, logits.data());
     benchmark::DoNotOptimize(logits.data());
   }
-  counters(state, L.model, double(state.iterations()));
+  counters(state, L.model, double(state.iterations()), dt);
 }
 
 BENCHMARK_CAPTURE(BM_Prefill, f32, DType::F32)->Unit(benchmark::kMillisecond)->MinTime(3.0);

@@ -32,8 +32,11 @@ inline std::string bench_config_path() {
 
 inline std::string bench_model_dir(DType dt) {
   const char* base = std::getenv("DSEEK_BENCH_CACHE");
-  std::string dir = std::string(base ? base : "/tmp/dseek-bench") + "/bench-small-" +
-                    (dt == DType::BF16 ? "bf16" : "f32");
+  // one folder per config file and dtype: bench-small-f32, bench-qwen2-bf16, ...
+  const std::string config = bench_config_path();
+  std::string stem = config.substr(config.find_last_of('/') + 1);
+  stem = stem.substr(0, stem.rfind(".json"));
+  std::string dir = std::string(base ? base : "/tmp/dseek-bench") + "/" + stem + "-" + (dt == DType::BF16 ? "bf16" : "f32");
   if (!file_exists(path_join(dir, "config.json"))) {
     Model m = Model::random(ModelConfig::load(bench_config_path()), 0, dt);
     m.save(dir, dt);

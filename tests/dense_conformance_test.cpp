@@ -7,7 +7,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <nlohmann/json.hpp>
 
+#include "core/error.h"
+#include "core/fileio.h"
 #include "formats/safetensors.h"
 #include "inference/forward.h"
 #include "model/quantize.h"
@@ -115,6 +119,64 @@ TEST_P(Dense, ChunkedPrefillMatchesFullForward) {
 
 INSTANTIATE_TEST_SUITE_P(Cases, Dense, ::testing::ValuesIn(dense_cases()),
                          [](const auto& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace dseek
+
+namespace dseek {
+namespace {
+
+bool mentions(const std::string& message, const std::string& part) { return message.find(part) != std::string::npos; }
+
+// A field that does not fit the architecture is an error naming it (and the message says what to do).
+TEST(DenseConfig, FieldsThatDoNotFitAreNamed) {
+  const nlohmann::json base = nlohmann::json::parse(read_file(test::shared_dir() + "/conformance/qwen2-tiny/config.json"));
+  auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) -> std::string {
+    nlohmann::json j = base;
+    edit(j);
+    try {
+      ModelConfig::from_json(j, "cfg.json");
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "(accepted)";
+  };
+  EXPECT_EQ(error_of([](auto&) {}), "(accepted)");
+  EXPECT_PRED2(mentions, error_of([](auto& j) { j["use_sliding_window"] = true; }), ("'use_sliding_window'"));
+  EXPECT_PRED2(mentions, error_of([](auto& j) { j["kv_lora_rank"] = 64; }), ("'kv_lora_rank'"));
+  EXPECT_PRED2(mentions, error_of([](auto& j) { j["n_routed_experts"] = 8; }), ("'n_routed_experts'"));
+  EXPECT_PRED2(mentions, error_of([](auto& j) { j["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}}; }), ("'rope_scaling'"));
+  EXPECT_PRED2(mentions, error_of([](auto& j) { j["num_key_value_heads"] = 3; }), ("'num_key_value_heads'"));
+  EXPECT_PRED2(mentions, error_of([](auto& j) { j["head_dim"] = 8; }), ("'head_dim'"));
+  EXPECT_PRED2(mentions, error_of([](auto& j) { j["hidden_act"] = "gelu"; }), ("'hidden_act'"));
+  EXPECT_PRED2(mentions, error_of([](auto& j) { j["eos_token_id"] = 100000; }), ("'eos_token_id'"));
+  EXPECT_PRED2(mentions, error_of([](auto& j) { j["num_attention_heads"] = "4"; }), ("'num_attention_heads'"));
+  // Llama: rope types and their fields
+  auto llama = [](nlohmann::json& j) {
+    j["model_type"] = "llama";
+    j["architectures"] = {"LlamaForCausalLM"};
+    j.erase("use_sliding_window");
+    j.erase("sliding_window");
+    j.erase("max_window_layers");
+  };
+  EXPECT_EQ(error_of(llama), "(accepted)");
+  EXPECT_PRED2(mentions, error_of([&](auto& j) {
+                llama(j);
+                j["rope_scaling"] = {{"rope_type", "su"}, {"factor", 2.0}};
+              }), ("'rope_scaling.rope_type'"));
+  EXPECT_PRED2(mentions, error_of([&](auto& j) {
+                llama(j);
+                j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}};
+              }), ("rope_scaling."));
+  EXPECT_PRED2(mentions, error_of([&](auto& j) {
+                llama(j);
+                j["q_lora_rank"] = 16;
+              }), ("'q_lora_rank'"));
+  EXPECT_PRED2(mentions, error_of([&](auto& j) {
+                j["architectures"] = {"MistralForCausalLM"};
+                j["model_type"] = "mistral";
+              }), ("'architectures'"));
+}
 
 }  // namespace
 }  // namespace dseek
