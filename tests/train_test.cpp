@@ -148,6 +148,18 @@ TEST(Trainer, ResumeReproducesTheUninterruptedRunExactly) {
   EXPECT_EQ(g.status, 0) << g.out;
   EXPECT_TRUE(file_exists(d / "full/loss.svg"));
   EXPECT_TRUE(file_exists(d / "full/expert_load.svg"));
+  // a resume whose target is already reached says so and changes nothing
+  auto r4 = test::run_dseek("train --resume " + (d / "full") + " --steps 6");
+  EXPECT_EQ(r4.status, 0) << r4.out;
+  EXPECT_NE(r4.out.find("already at step 8 (target 6)"), std::string::npos) << r4.out;
+  EXPECT_EQ(metrics(d / "full").size(), 8u);
+}
+
+TEST(Cli, BareCommandListsTheSubcommands) {
+  auto r = test::run_dseek("");
+  EXPECT_EQ(r.status, 0) << r.out;
+  for (const char* c : {"generate", "train", "sft", "grpo", "distill", "eval", "logits"})
+    EXPECT_NE(r.out.find(std::string("  ") + c), std::string::npos) << c << " missing from:\n" << r.out;
 }
 
 TEST(Trainer, CorruptedOrHalfWrittenCheckpointGivesClearError) {

@@ -5,8 +5,9 @@
 #include "core/error.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"dseek: train, fine-tune and run DeepSeek-V2/V3-style models (MLA + DeepSeekMoE) on CPU.\n"
-               "Run 'dseek <command> --help' for the flags of a command."};
+  CLI::App app{"dseek: train, fine-tune and run DeepSeek-V2/V3-style models (MLA + DeepSeekMoE) and the dense\n"
+               "Qwen2 / Llama models of DeepSeek-R1-Distill on CPU.\n"
+               "Run 'dseek <command> --help' for the flags of a command.", "dseek"};
   app.set_version_flag("--version", "dseek 0.1.0");
   app.require_subcommand(1);
   app.fallthrough(false);
@@ -24,6 +25,10 @@ int main(int argc, char** argv) {
   dseek::cli::add_task(app);
   dseek::cli::add_distill(app);
   dseek::cli::add_eval(app);
+  if (argc < 2) {  // no command: the command list, as --help prints it
+    std::fputs(app.help().c_str(), stdout);
+    return 0;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -20,6 +20,11 @@ void run_loop(RunDir& run, const RunLoopConfig& cfg, const RunLoopMethod& method
   const auto session_start = clock::now();
   auto session_s = [&] { return std::chrono::duration<double>(clock::now() - session_start).count(); };
   double recent = 0;  // smoothed seconds per step
+  if (step >= cfg.steps) {
+    std::fprintf(stderr, "%s is already at step %lld (target %lld): nothing to train; pass a larger --steps to continue\n",
+                 run.path().c_str(), (long long)step, (long long)cfg.steps);
+    return;
+  }
   while (step < cfg.steps) {
     const auto t0 = clock::now();
     json rec = method.step(step);

@@ -258,6 +258,7 @@ void Trainer::train() {
       sum.mtp += lb.mtp;
       sum.aux += lb.aux;
       sum.total += lb.total;
+      sum.soft_kl += lb.soft_kl;
       if (load.empty()) load = lb.load;
       else
         for (size_t l = 0; l < load.size(); l++)
@@ -270,7 +271,7 @@ void Trainer::train() {
     if (prec == Precision::BF16) refresh_bf16_copy(c, model_.w, compute_);
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     json rec{{"loss", sum.main * inv}, {"mtp_loss", sum.mtp * inv}, {"aux_loss", sum.aux * inv},
-             {"total_loss", sum.total * inv}, {"lr", lr}, {"grad_norm", os.grad_norm},
+             {"total_loss", sum.total * inv}, {"distill_kl", sum.soft_kl * inv}, {"lr", lr}, {"grad_norm", os.grad_norm},
              {"tokens_per_s", double(tokens_per_step) / dt}, {"mfu", fpt * double(tokens_per_step) / dt / peak}};
     if (!load.empty()) {
       json ratio = json::array(), loads = json::array();
@@ -295,19 +296,21 @@ void Trainer::train() {
     auto [vl, bpb] = evaluate();
     if (std::isfinite(vl)) {
       rec["val_loss"] = vl;
-      rec["val_bpb"] = bpb;
+      if (std::isfinite(bpb)) rec["val_bpb"] = bpb;
     }
   };
   m.progress = [&](const json& r) {
     std::string s = fmt::format("loss {:.4f}", r["loss"].get<double>());
     if (has_mtp) s += fmt::format(" | mtp {:.4f}", r["mtp_loss"].get<double>());
+    if (cfg_.distill_weight > 0) s += fmt::format(" | kl {:.4f}", r["distill_kl"].get<double>());
     return s + fmt::format(" | lr {:.2e} | gnorm {:.3f} | {:.0f} tok/s | MFU {:.1f}%", r["lr"].get<double>(),
                            r["grad_norm"].get<double>(), r["tokens_per_s"].get<double>(), 100.0 * r["mfu"].get<double>());
   };
   m.eval_progress = [](const json& r) {
-    return r.contains("val_loss")
-               ? fmt::format(" | val {:.4f} ({:.3f} bpb)", r["val_loss"].get<double>(), r["val_bpb"].get<double>())
-               : std::string();
+    if (!r.contains("val_loss")) return std::string();
+    const double bpb = r.contains("val_bpb") ? r["val_bpb"].get<double>() : NAN;  // chat data: no byte count
+    return std::isfinite(bpb) ? fmt::format(" | val {:.4f} ({:.3f} bpb)", r["val_loss"].get<double>(), bpb)
+                              : fmt::format(" | val {:.4f}", r["val_loss"].get<double>());
   };
   m.save = [&] { save_checkpoint(); };
   run_loop(run_, RunLoopConfig{cfg_.steps, cfg_.eval_every, cfg_.log_every, cfg_.save_every, cfg_.time_limit}, m, step_,
