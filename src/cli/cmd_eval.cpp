@@ -15,7 +15,7 @@ namespace dseek::cli {
 
 void add_eval(CLI::App& app) {
   struct Opts {
-    std::string model, task, split = "eval";
+    std::string model, task, split = "eval", chat_template;
     uint64_t n = 64, start = 0;
     int64_t max_tokens = 256;
     SamplingParams sp;
@@ -36,6 +36,7 @@ void add_eval(CLI::App& app) {
   sub->add_option("--batch", o->batch, "Sequences decoded together")->default_val(16);
   sub->add_option("--show", o->show, "Print the first K examples with their completions")->default_val(0);
   add_task_option_flags(*sub, o->task_opt);  // --seed also seeds sampling
+  add_chat_template_flag(*sub, o->chat_template);
   add_threads_flag(*sub, o->threads);
   sub->callback([o] {
     apply_threads(o->threads);
@@ -49,7 +50,7 @@ void add_eval(CLI::App& app) {
     if (!file_exists(tok_dir + "/tokenizer.json"))
       fail("--model {}: no tokenizer.json in {} (eval needs the model's tokenizer; 'dseek tokenizer train' makes one)",
            o->model, dir);
-    Tokenizer tok = Tokenizer::load(tok_dir);
+    Tokenizer tok = Tokenizer::load(tok_dir, {.chat_template = o->chat_template});
     Model m = Model::load(o->model);
 
     EvalOptions opt;

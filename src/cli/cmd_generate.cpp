@@ -35,9 +35,9 @@ std::vector<int32_t> parse_ids(const std::string& s) {
 }
 
 // The model folder's tokenizer (the checkpoint folder first, then the folder given).
-Tokenizer load_tokenizer(const std::string& model, const char* flag) {
+Tokenizer load_tokenizer(const std::string& model, const char* flag, const TokenizerOptions& options) {
   for (const std::string& dir : {resolve_model_dir(model), model})
-    if (file_exists(dir + "/tokenizer.json")) return Tokenizer::load(dir);
+    if (file_exists(dir + "/tokenizer.json")) return Tokenizer::load(dir, options);
   fail("--model {}: no tokenizer.json in {} (needed for {}; 'dseek tokenizer train' makes one)", model,
        resolve_model_dir(model), flag);
 }
@@ -76,7 +76,7 @@ struct ReasoningPrinter {
 
 void add_generate(CLI::App& app) {
   struct Opts {
-    std::string model, prompt_ids, prompt, system;
+    std::string model, prompt_ids, prompt, system, chat_template;
     bool chat = false;
     std::vector<std::string> stops;
     int64_t max_tokens = 64;
@@ -93,6 +93,7 @@ void add_generate(CLI::App& app) {
   ids_opt->excludes(prompt_opt)->excludes(chat_opt);
   prompt_opt->excludes(chat_opt);
   sub->add_option("--system", o->system, "System prompt for --chat");
+  add_chat_template_flag(*sub, o->chat_template);
   sub->add_option("--stop", o->stops, "Stop when the generated text contains this string (repeatable)");
   sub->add_option("--max-tokens,-n", o->max_tokens, "Maximum tokens to generate (per reply with --chat)")->default_val(64);
   sub->add_option("--temperature", o->sp.temperature, "Sampling temperature (0 = greedy)")->default_val(1.0);
@@ -108,10 +109,12 @@ void add_generate(CLI::App& app) {
     apply_threads(o->threads);
     if (o->prompt_ids.empty() && o->prompt.empty() && !o->chat) fail("generate: give --prompt-ids, --prompt or --chat");
     if (!o->system.empty() && !o->chat) fail("--system: only with --chat");
+    if (!o->chat_template.empty() && !o->chat) fail("--chat-template: only with --chat");
     if (!o->stops.empty() && !o->prompt_ids.empty()) fail("--stop: needs --prompt or --chat (text output)");
     // Text modes need the tokenizer; check it before loading the weights.
     std::optional<Tokenizer> tok;
-    if (!o->prompt.empty() || o->chat) tok = load_tokenizer(o->model, o->chat ? "--chat" : "--prompt");
+    if (!o->prompt.empty() || o->chat)
+      tok = load_tokenizer(o->model, o->chat ? "--chat" : "--prompt", {.chat_template = o->chat_template});
     Model m = Model::load(o->model);
     Forward fwd(m);
     Generator gen(fwd);

@@ -25,6 +25,9 @@ void add_distill(CLI::App& app);
 // Shared flag: --threads N (0 = all cores), applied before the command runs.
 void add_threads_flag(CLI::App& sub, int& threads);
 void apply_threads(int threads);
+// Shared flag: --chat-template NAME, a built-in chat format (ChatFormat::from_name) instead of the one that
+// tokenizer_config.json's chat_template names; empty when not given.
+void add_chat_template_flag(CLI::App& sub, std::string& name);
 // Shared flags of the built-in tasks' generators (--seed, --min-digits, --max-digits, --ops, --numbers, ...).
 void add_task_option_flags(CLI::App& sub, TaskOptions& o, const std::string& seed_flag = "--seed");
 

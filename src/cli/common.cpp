@@ -1,5 +1,6 @@
 #include "cli/commands.h"
 #include "core/threads.h"
+#include "tokenizer/chat_format.h"
 
 namespace dseek::cli {
 
@@ -8,6 +9,12 @@ void add_threads_flag(CLI::App& sub, int& threads) {
 }
 
 void apply_threads(int threads) { set_num_threads(threads); }
+
+void add_chat_template_flag(CLI::App& sub, std::string& name) {
+  sub.add_option("--chat-template", name,
+                 "Render chats with this built-in template instead of tokenizer_config.json's chat_template: " +
+                     ChatFormat::names());
+}
 
 void add_task_option_flags(CLI::App& sub, TaskOptions& o, const std::string& seed_flag) {
   sub.add_option(seed_flag, o.seed, "Task seed (use the one training used, so the eval split stays held out)")->default_val(0);

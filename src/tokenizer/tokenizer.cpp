@@ -44,13 +44,19 @@ struct Tokenizer::Impl {
   }
 
   // Appends the ids of `text`; `starts` (optional) receives the byte offset in `text` of the piece or added
-  // token each id comes from (exact without a normalizer, the segment start otherwise).
-  void encode_into(std::string_view text, bool add_special, std::vector<int32_t>& ids,
-                   std::vector<uint32_t>* starts) const;
+  // token each id comes from. Exact where the normalizer leaves the text as it is; where it changes a stretch,
+  // `cuts` (sorted offsets in `text`, e.g. chat span starts) are kept: an id gets the start of the part
+  // between cuts its piece starts in (when normalizing part by part gives the same text; else the stretch
+  // start).
+  void encode_into(std::string_view text, bool add_special, std::vector<int32_t>& ids, std::vector<uint32_t>* starts,
+                   const std::vector<size_t>* cuts = nullptr) const;
 
  private:
   void encode_text(std::string_view text, bool at_start, size_t offset, std::vector<int32_t>& ids,
-                   std::vector<uint32_t>* starts) const;
+                   std::vector<uint32_t>* starts, const std::vector<size_t>* cuts) const;
+  // encode_text() of text already normalized: added tokens matched after normalization, then the pieces.
+  void encode_normalized(std::string_view text, bool at_start, size_t offset, std::vector<int32_t>& ids,
+                         std::vector<uint32_t>* starts) const;
   void pre_tokenize_and_encode(std::string_view text, bool at_start, size_t offset, std::vector<int32_t>& ids,
                                std::vector<uint32_t>* starts) const;
   void encode_piece(std::string_view piece, bool raw_bytes, std::vector<int32_t>& ids) const;
@@ -112,20 +118,77 @@ void Tokenizer::Impl::pre_tokenize_and_encode(std::string_view text, bool at_sta
   }
   std::vector<tok::Piece> pieces{{std::string(text), at_start}};
   pre.apply(pieces);
+  // Offsets of the pieces, when they are `text` cut in order (else each gets the start of `text`).
+  bool cut_in_order = starts != nullptr;
+  for (size_t i = 0, at = 0; cut_in_order && i < pieces.size(); at += pieces[i++].text.size())
+    cut_in_order = text.compare(at, pieces[i].text.size(), pieces[i].text) == 0;
+  size_t at = 0;
   for (const tok::Piece& p : pieces) {
     size_t before = ids.size();
     encode_piece(p.text, pre.model_maps_bytes, ids);
-    push_starts(starts, ids.size() - before, offset);
+    push_starts(starts, ids.size() - before, offset + (cut_in_order ? at : 0));
+    at += p.text.size();
   }
 }
 
-void Tokenizer::Impl::encode_text(std::string_view text, bool at_start, size_t offset, std::vector<int32_t>& ids,
-                                  std::vector<uint32_t>* starts) const {
-  std::string normalized;
-  if (normalizer) {
-    normalized = normalizer->normalize(text);
-    text = normalized;
+namespace {
+// Maps offsets in a normalized stretch back to the stretch: the parts between `cuts`, normalized one by
+// one, give the same text as the whole normalized (else everything maps to 0). An offset in an unchanged
+// part maps exactly; in a changed part, to the part's start.
+class NormalizedOffsets {
+ public:
+  NormalizedOffsets(const tok::Normalizer& n, std::string_view text, size_t offset, const std::string& normalized,
+                    const std::vector<size_t>* cuts) {
+    std::vector<size_t> bounds{0};
+    if (cuts)
+      for (size_t c : *cuts)
+        if (c > offset && c < offset + text.size()) bounds.push_back(c - offset);
+    bounds.push_back(text.size());
+    std::string joined;
+    for (size_t k = 0; k + 1 < bounds.size(); ++k) {
+      std::string_view part = text.substr(bounds[k], bounds[k + 1] - bounds[k]);
+      std::string norm = n.normalize(part);
+      parts_.push_back({joined.size(), bounds[k], norm == part});
+      joined += norm;
+    }
+    if (joined != normalized) parts_ = {{0, 0, false}};
   }
+  uint32_t map(uint32_t p) const {
+    size_t k = parts_.size() - 1;
+    while (k > 0 && parts_[k].normalized_start > p) --k;
+    const Part& part = parts_[k];
+    return uint32_t(part.start + (part.same ? p - part.normalized_start : 0));
+  }
+
+ private:
+  struct Part {
+    size_t normalized_start, start;
+    bool same;
+  };
+  std::vector<Part> parts_;
+};
+}  // namespace
+
+void Tokenizer::Impl::encode_text(std::string_view text, bool at_start, size_t offset, std::vector<int32_t>& ids,
+                                  std::vector<uint32_t>* starts, const std::vector<size_t>* cuts) const {
+  if (normalizer) {
+    std::string normalized = normalizer->normalize(text);
+    if (normalized != text) {
+      // Encode in normalized offsets, then map those back.
+      size_t first = starts ? starts->size() : 0;
+      encode_normalized(normalized, at_start, 0, ids, starts);
+      if (starts) {
+        NormalizedOffsets back(*normalizer, text, offset, normalized, cuts);
+        for (size_t i = first; i < starts->size(); ++i) (*starts)[i] = uint32_t(offset) + back.map((*starts)[i]);
+      }
+      return;
+    }
+  }
+  encode_normalized(text, at_start, offset, ids, starts);
+}
+
+void Tokenizer::Impl::encode_normalized(std::string_view text, bool at_start, size_t offset, std::vector<int32_t>& ids,
+                                        std::vector<uint32_t>* starts) const {
   if (normalized_matcher.empty()) {
     pre_tokenize_and_encode(text, at_start, offset, ids, starts);
     return;
@@ -133,23 +196,23 @@ void Tokenizer::Impl::encode_text(std::string_view text, bool at_start, size_t o
   std::vector<tok::Segment> segs;
   normalized_matcher.split(text, segs);
   for (const tok::Segment& s : segs) {
-    size_t at = normalizer ? offset : offset + s.begin;
     if (s.id >= 0) {
       ids.push_back(s.id);
-      push_starts(starts, 1, at);
+      push_starts(starts, 1, offset + s.begin);
     } else {
-      pre_tokenize_and_encode(text.substr(s.begin, s.end - s.begin), at_start && s.begin == 0, at, ids, starts);
+      pre_tokenize_and_encode(text.substr(s.begin, s.end - s.begin), at_start && s.begin == 0, offset + s.begin, ids,
+                              starts);
     }
   }
 }
 
 void Tokenizer::Impl::encode_into(std::string_view text, bool add_special, std::vector<int32_t>& ids,
-                                  std::vector<uint32_t>* starts) const {
+                                  std::vector<uint32_t>* starts, const std::vector<size_t>* cuts) const {
   size_t bad = unicode::find_invalid_utf8(text);
   if (bad != std::string_view::npos) fail("text to encode is not valid UTF-8 (byte {})", bad);
   size_t first = ids.size();
   if (raw_matcher.empty()) {
-    encode_text(text, true, 0, ids, starts);
+    encode_text(text, true, 0, ids, starts, cuts);
   } else {
     std::vector<tok::Segment> segs;
     raw_matcher.split(text, segs);
@@ -158,7 +221,7 @@ void Tokenizer::Impl::encode_into(std::string_view text, bool add_special, std::
         ids.push_back(s.id);
         push_starts(starts, 1, s.begin);
       } else {
-        encode_text(text.substr(s.begin, s.end - s.begin), s.begin == 0, s.begin, ids, starts);
+        encode_text(text.substr(s.begin, s.end - s.begin), s.begin == 0, s.begin, ids, starts, cuts);
       }
     }
   }
@@ -297,8 +360,10 @@ Tokenizer Tokenizer::from_json(const json& tj, const json& config, const std::st
     if (add_bos) impl->post.prefix = {impl->bos};
     if (add_eos) impl->post.suffix = {impl->eos};
   }
-  impl->chat = ChatFormat::from_config(config.is_object() ? config.value("chat_template", json()) : json(), bos, eos,
-                                       config_name);
+  impl->chat = options.chat_template.empty()
+                   ? ChatFormat::from_config(config.is_object() ? config.value("chat_template", json()) : json(), bos,
+                                             eos, config_name)
+                   : ChatFormat::from_name(options.chat_template, bos, eos);
   return tok;
 }
 
@@ -373,29 +438,25 @@ int32_t Tokenizer::eos_id() const { return impl_->eos; }
 size_t Tokenizer::vocab_size() const { return impl_->vocab_size; }
 const ChatFormat& Tokenizer::chat_format() const { return impl_->chat; }
 
-std::string Tokenizer::render_chat(const json& messages, bool add_generation_prompt) const {
-  return impl_->chat.render(messages, add_generation_prompt);
+std::string Tokenizer::render_chat(const nlohmann::ordered_json& messages, bool add_generation_prompt,
+                                   const nlohmann::ordered_json& tools) const {
+  return impl_->chat.render(messages, add_generation_prompt, tools);
 }
 
-ChatEncoding Tokenizer::encode_chat(const json& messages, bool add_generation_prompt) const {
-  std::vector<ChatSpan> spans = impl_->chat.render_spans(messages, add_generation_prompt);
+ChatEncoding Tokenizer::encode_chat(const nlohmann::ordered_json& messages, bool add_generation_prompt,
+                                    const nlohmann::ordered_json& tools) const {
+  std::vector<ChatSpan> spans = impl_->chat.render_spans(messages, add_generation_prompt, tools);
   ChatEncoding out;
-  if (impl_->normalizer) {  // piece offsets are not exact after normalization: encode span by span
-    for (const ChatSpan& s : spans) {
-      std::vector<int32_t> ids = encode(s.text);
-      out.ids.insert(out.ids.end(), ids.begin(), ids.end());
-      out.assistant_mask.insert(out.assistant_mask.end(), ids.size(), s.assistant ? 1 : 0);
-    }
-    return out;
-  }
   std::string text;
   std::vector<std::pair<size_t, bool>> bounds;  // span start, assistant
+  std::vector<size_t> cuts;
   for (const ChatSpan& s : spans) {
     bounds.emplace_back(text.size(), s.assistant);
+    cuts.push_back(text.size());
     text += s.text;
   }
   std::vector<uint32_t> starts;
-  impl_->encode_into(text, false, out.ids, &starts);
+  impl_->encode_into(text, false, out.ids, &starts, &cuts);
   out.assistant_mask.resize(out.ids.size());
   size_t span = 0;
   for (size_t i = 0; i < out.ids.size(); ++i) {

@@ -1,6 +1,6 @@
 // Tokenizer: loads a Hugging Face tokenizer.json (+ tokenizer_config.json beside it) and encodes / decodes
 // exactly as the Hugging Face tokenizers library does (byte-level BPE; see the component headers for what
-// is supported). Also renders DeepSeek chat conversations (chat_format.h).
+// is supported). Also renders chat conversations with the built-in chat formats (chat_format.h).
 //
 //   Tokenizer tok = Tokenizer::load("model_dir");          // or ".../tokenizer.json"
 //   std::vector<int32_t> ids = tok.encode("Hello", true);   // with BOS as tokenizer_config.json asks
@@ -28,6 +28,9 @@ struct TokenizerOptions {
   // Use the hand-written pre-tokenizer for DeepSeek-V3's regexes (false: the generic Oniguruma path, which
   // the tests compare it with).
   bool fast_pre_tokenizer = true;
+  // A built-in chat format by name (ChatFormat::from_name, what --chat-template takes) used instead of the
+  // chat_template of tokenizer_config.json; empty: that chat_template.
+  std::string chat_template;
 };
 
 class Tokenizer {
@@ -55,12 +58,15 @@ class Tokenizer {
   // Highest id + 1 over the model vocab and the added tokens (the embedding rows a model needs).
   size_t vocab_size() const;
 
-  // Chat (DeepSeek-V3 / R1 templates; an unknown template is an error).
+  // Chat (the built-in formats of chat_format.h; an unknown template is an error). `tools`: null or the tool
+  // schemas, as transformers' apply_chat_template takes them.
   const ChatFormat& chat_format() const;
-  std::string render_chat(const nlohmann::json& messages, bool add_generation_prompt) const;
+  std::string render_chat(const nlohmann::ordered_json& messages, bool add_generation_prompt,
+                          const nlohmann::ordered_json& tools = nullptr) const;
   // Ids of render_chat(...) (equal to encode(render_chat(...))) and the assistant mask. A token counts as
   // assistant when the pre-tokenizer piece it comes from starts inside an assistant span.
-  ChatEncoding encode_chat(const nlohmann::json& messages, bool add_generation_prompt) const;
+  ChatEncoding encode_chat(const nlohmann::ordered_json& messages, bool add_generation_prompt,
+                           const nlohmann::ordered_json& tools = nullptr) const;
 
   struct Impl;
 
