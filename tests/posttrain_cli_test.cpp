@@ -5,6 +5,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/fileio.h"
 #include "test_util.h"
 #include "tokenizer_test_util.h"
 
@@ -173,6 +174,54 @@ TEST_F(PosttrainCli, DistillFineTunesAStudentOnTeacherSamples) {
   r = run_dseek("eval --model '" + out + "/student' --task arithmetic --n 2 --max-tokens 8 --threads 1");
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_EQ(last_line(r.out).rfind("accuracy ", 0), 0u) << r.out;
+}
+
+// Every command on the dense architectures of the R1-Distill students, with a DeepSeek-V3 (MoE) teacher for
+// distillation: init, sft, grpo, eval, generate, distill --student CONFIG.
+TEST_F(PosttrainCli, DenseQwen2AndLlamaRunEveryCommand) {
+  for (const char* arch : {"qwen2", "llama"}) {
+    SCOPED_TRACE(arch);
+    TempDir d;
+    json c = {{"vocab_size", 512},       {"hidden_size", 32},       {"intermediate_size", 64},
+              {"num_hidden_layers", 2},  {"num_attention_heads", 4}, {"num_key_value_heads", 2},
+              {"hidden_act", "silu"},    {"rms_norm_eps", 1e-6},    {"rope_theta", 10000.0},
+              {"max_position_embeddings", 256}, {"initializer_range", 0.02}, {"bos_token_id", 0}, {"eos_token_id", 1}};
+    if (std::string(arch) == "qwen2") {
+      c["architectures"] = {"Qwen2ForCausalLM"};
+      c["model_type"] = "qwen2";
+      c["tie_word_embeddings"] = true;
+      c["use_sliding_window"] = false;
+    } else {
+      c["architectures"] = {"LlamaForCausalLM"};
+      c["model_type"] = "llama";
+      c["tie_word_embeddings"] = false;
+      c["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0},
+                           {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 64}};
+    }
+    const std::string cfg = d / "config.json", model = d / "init";
+    std::ofstream(cfg) << c.dump(2);
+    const std::vector<std::string> commands = {
+        "init --config '" + cfg + "' --tokenizer '" + *dir_ / "tok" + "' --out '" + model + "' --seed 1",
+        "sft --model '" + model + "' --data '" + chats_ + "' --out '" + d / "sft" +
+            "' --steps 2 --batch-size 2 --seq-len 64 --threads 1",
+        "grpo --model '" + d / "sft" + "' --task arithmetic --out '" + d / "grpo" +
+            "' --steps 1 --group-size 2 --prompts-per-step 2 --max-new-tokens 8 --threads 1",
+        "eval --model '" + d / "grpo" + "' --task arithmetic --n 2 --max-tokens 8 --threads 1",
+        "generate --model '" + d / "sft" + "' --prompt '1+2' --max-tokens 4 --threads 1",
+        "distill --teacher '" + model_ + "' --student '" + cfg + "' --task arithmetic --out '" + d / "distill" +
+            "' --n-prompts 2 --samples-per-prompt 1 --max-new-tokens 8 --keep-all --top-k 4 --steps 2 --batch-size 2 "
+            "--seq-len 64 --threads 1",
+        "eval --model '" + d / "distill/student" + "' --task arithmetic --n 2 --max-tokens 8 --threads 1"};
+    for (const std::string& args : commands) {
+      CommandResult r = run_dseek(args);
+      ASSERT_EQ(r.status, 0) << args << "\n" << r.out;
+    }
+    // the distilled student is the requested architecture
+    std::string latest = read_file(d / "distill/student/latest");
+    while (!latest.empty() && latest.back() == '\n') latest.pop_back();
+    const json student = json::parse(read_file(d / ("distill/student/" + latest + "/config.json")));
+    EXPECT_EQ(student.value("model_type", ""), arch);
+  }
 }
 
 }  // namespace
