@@ -35,11 +35,12 @@ double decode_weight_bytes(const Model& m, DType dt) {
   return active * double(dtype_size(dt));
 }
 
-void counters(benchmark::State& state, const Model& m, double tokens, DType dt) {
+void counters(benchmark::State& state, const Model& m, double tokens, DType dt, bool decode) {
   state.counters["tokens_per_s"] = benchmark::Counter(tokens, benchmark::Counter::kIsRate);
-  // decode: weight bytes streamed per second, to set against bench_machine's DRAM read bandwidth
-  state.counters["weight_MB_per_token"] = decode_weight_bytes(m, dt) / 1e6;
-  state.counters["weight_GB_per_s"] = benchmark::Counter(tokens * decode_weight_bytes(m, dt) / 1e9, benchmark::Counter::kIsRate);
+  if (decode) {  // weight bytes streamed per second, to set against bench_machine's DRAM read bandwidth
+    state.counters["weight_MB_per_token"] = decode_weight_bytes(m, dt) / 1e6;
+    state.counters["weight_GB_per_s"] = benchmark::Counter(tokens * decode_weight_bytes(m, dt) / 1e9, benchmark::Counter::kIsRate);
+  }
   state.counters["peak_rss_MiB"] = bench::peak_rss_mib();
   const ModelConfig& c = m.config;
   // latent cache vs standard multi-head attention with the same heads (K: heads x qk dim, V: heads x v dim)
@@ -61,7 +62,7 @@ void BM_Prefill(benchmark::State& state, DType dt) {
     fwd.run({SeqChunk{&cache, L.prompt.data(), kPrompt}}, false, logits.data());
     benchmark::DoNotOptimize(logits.data());
   }
-  counters(state, L.model, double(state.iterations() * kPrompt), dt);
+  counters(state, L.model, double(state.iterations() * kPrompt), dt, false);
 }
 
 void BM_Decode(benchmark::State& state, DType dt) {
@@ -77,7 +78,7 @@ void BM_Decode(benchmark::State& state, DType dt) {
     fwd.run({SeqChunk{&cache, &tok, 1}}, false, logits.data());
     benchmark::DoNotOptimize(logits.data());
   }
-  counters(state, L.model, double(state.iterations()), dt);
+  counters(state, L.model, double(state.iterations()), dt, true);
 }
 
 BENCHMARK_CAPTURE(BM_Prefill, f32, DType::F32)->Unit(benchmark::kMillisecond)->MinTime(3.0);

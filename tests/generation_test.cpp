@@ -6,6 +6,7 @@
 #include <map>
 #include <numeric>
 
+#include "core/error.h"
 #include "core/fileio.h"
 #include "inference/batch_generator.h"
 #include "inference/generator.h"
@@ -62,6 +63,48 @@ TEST(Sampler, RepetitionPenaltyAndTemperature) {
   auto hc = histogram(cold, logits, {}, 400);
   EXPECT_EQ(hc[0] + hc[1], 400);
   EXPECT_GT(hc[0], 390);
+}
+
+// Non-finite logits (a diverged model) and out-of-range parameters are errors, never a crash or a token:
+// before, temperature NaN or an all-NaN head read order_[-1] (exit 139) and greedy returned token 0.
+TEST(Sampler, NonFiniteLogitsAndBadParametersAreErrors) {
+  for (float bad : {NAN, INFINITY, -INFINITY}) {
+    for (float t : {0.0f, 0.8f}) {
+      SamplingParams p;
+      p.temperature = t;
+      p.top_p = 0.9f;
+      Sampler s(p);
+      std::vector<float> logits = {0.5f, 1.0f, bad, -2.0f};
+      try {
+        s.sample(logits.data(), 4, {});
+        ADD_FAILURE() << "sampled from a logit " << bad;
+      } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("non-finite logit"), std::string::npos) << e.what();
+      }
+    }
+  }
+  auto rejects = [](auto edit, const char* name) {
+    SamplingParams p;
+    edit(p);
+    try {
+      Sampler s(p);
+      ADD_FAILURE() << name << " accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
+    }
+  };
+  rejects([](SamplingParams& p) { p.temperature = NAN; }, "temperature");
+  rejects([](SamplingParams& p) { p.temperature = -1; }, "temperature");
+  rejects([](SamplingParams& p) { p.top_p = 0; }, "top_p");
+  rejects([](SamplingParams& p) { p.top_p = 2; }, "top_p");
+  rejects([](SamplingParams& p) { p.top_p = NAN; }, "top_p");
+  rejects([](SamplingParams& p) { p.min_p = -1; }, "min_p");
+  rejects([](SamplingParams& p) { p.min_p = NAN; }, "min_p");
+  rejects([](SamplingParams& p) { p.top_k = -1; }, "top_k");
+  rejects([](SamplingParams& p) { p.repetition_penalty = 0; }, "repetition_penalty");
+  auto r = test::run_dseek("generate --model '" + test::shared_dir() + "/conformance/v3-tiny' --prompt-ids 1,2,3 --temperature nan");
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_NE(r.out.find("temperature"), std::string::npos) << r.out;
 }
 
 TEST(Sampler, SameSeedSameSequence) {

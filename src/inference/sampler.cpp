@@ -5,6 +5,8 @@
 #include <numeric>
 #include <unordered_set>
 
+#include "core/error.h"
+
 namespace dseek {
 
 float log_softmax_at(const float* logits, int64_t vocab, int32_t token) {
@@ -14,7 +16,22 @@ float log_softmax_at(const float* logits, int64_t vocab, int32_t token) {
   return float(double(logits[token] - mx) - std::log(sum));
 }
 
+Sampler::Sampler(SamplingParams p) : p_(p), rng_(p.seed) {
+  if (!(std::isfinite(p.temperature) && p.temperature >= 0))
+    fail("sampling: temperature must be a finite number >= 0 (0: greedy), got {}", p.temperature);
+  if (!(p.top_p > 0 && p.top_p <= 1)) fail("sampling: top_p must be in (0, 1] (1: off), got {}", p.top_p);
+  // min_p above 1 keeps only the top token (the cut is capped at p_max)
+  if (!(p.min_p >= 0 && std::isfinite(p.min_p))) fail("sampling: min_p must be a finite number >= 0 (0: off), got {}", p.min_p);
+  if (p.top_k < 0) fail("sampling: top_k must be >= 0 (0: off), got {}", p.top_k);
+  if (!(std::isfinite(p.repetition_penalty) && p.repetition_penalty > 0))
+    fail("sampling: repetition_penalty must be a finite number > 0 (1: off), got {}", p.repetition_penalty);
+}
+
 int32_t Sampler::sample(float* logits, int64_t V, const std::vector<int32_t>& context) {
+  for (int64_t i = 0; i < V; i++)
+    if (!std::isfinite(logits[i]))
+      fail("sampling: the model produced a non-finite logit ({} for token {}): its weights hold NaN or infinity "
+           "(a diverged or corrupted checkpoint)", logits[i], i);
   if (p_.repetition_penalty != 1.0f) {
     std::unordered_set<int32_t> seen(context.begin(), context.end());
     for (int32_t t : seen) {
@@ -31,7 +48,8 @@ int32_t Sampler::sample(float* logits, int64_t V, const std::vector<int32_t>& co
   for (int64_t i = 0; i < V; i++) probs_[size_t(i)] = std::exp((logits[i] - mx) * inv_t);
   // min-p keeps p_i >= min_p * p_max; capped at p_max = 1 so the most likely token always stays
   const float min_p_cut = std::clamp(p_.min_p, 0.0f, 1.0f);
-  auto draw = [&](int64_t n) {  // one token of order_[0, n) with weights p
+  auto draw = [&](int64_t n) {  // one token of order_[0, n) with weights p (n >= 1: the top token always stays)
+    DSEEK_CHECK(n >= 1, "sampling: no token left to draw from");
     double total = 0;
     for (int64_t i = 0; i < n; i++) total += probs_[size_t(order_[size_t(i)])];
     double u = rng_.uniform() * total;
