@@ -203,14 +203,6 @@ json small_config(const char* scoring, bool q_lora) {
   return j;
 }
 
-// Views a parameter tensor as a float vector for check_grad (writes back through the pointer).
-struct ParamView {
-  Tensor* t;
-  std::vector<float> v;
-  explicit ParamView(Tensor* tensor) : t(tensor), v(tensor->f32(), tensor->f32() + tensor->numel()) {}
-  void store() { std::copy(v.begin(), v.end(), t->f32()); }
-};
-
 void layer_case(const char* scoring, bool q_lora, int64_t layer_index) {
   ModelConfig c = ModelConfig::from_json(small_config(scoring, q_lora), "layer");
   Model m = Model::random(c, 5);
@@ -255,20 +247,8 @@ void layer_case(const char* scoring, bool q_lora, int64_t layer_index) {
       grads.push_back(p.tensor);
   });
   ASSERT_EQ(params.size(), grads.size());
-  for (size_t i = 0; i < params.size(); i++) {
-    ParamView pv(params[i]);
-    std::vector<float> gv(grads[i]->f32(), grads[i]->f32() + grads[i]->numel());
-    bool any = false;
-    for (float v : gv) any |= v != 0.0f;
-    if (!any) continue;  // an expert no token chose
-    auto l = [&] {
-      pv.store();
-      return loss();
-    };
-    check_grad(pv.v, gv, l, "layer weight", 1e-3f, 3e-2, 5e-4, 6, 100 + i);
-    pv.store();
-    checked++;
-  }
+  for (size_t i = 0; i < params.size(); i++)  // skipped: an expert no token chose
+    checked += test::check_tensor_grad(*params[i], *grads[i], loss, "layer weight", 1e-3f, 3e-2, 5e-4, 6, 100 + i);
   EXPECT_GT(checked, 8);
 }
 
@@ -309,19 +289,7 @@ TEST(GradCheck, WholeModelWithMtp) {
     const bool interesting = names[i].find("embed") != std::string::npos || names[i].find("lm_head") != std::string::npos ||
                              names[i].find("layers.3.") != std::string::npos || names[i].find("layers.0.self_attn.q_a") != std::string::npos ||
                              names[i] == "model.norm.weight";
-    if (!interesting) continue;
-    ParamView pv(params[i]);
-    std::vector<float> gv(grads[i]->f32(), grads[i]->f32() + grads[i]->numel());
-    bool any = false;
-    for (float v : gv) any |= v != 0.0f;
-    if (!any) continue;
-    auto l = [&] {
-      pv.store();
-      return loss();
-    };
-    check_grad(pv.v, gv, l, names[i].c_str(), 1e-3f, 3e-2, 3e-4, 4, 200 + i);
-    pv.store();
-    checked++;
+    if (interesting) checked += test::check_tensor_grad(*params[i], *grads[i], loss, names[i], 1e-3f, 3e-2, 3e-4, 4, 200 + i);
   }
   EXPECT_GT(checked, 10);
 }

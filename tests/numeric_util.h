@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/rng.h"
+#include "core/tensor.h"
 
 namespace dseek::test {
 
@@ -52,6 +53,22 @@ inline void check_grad(std::vector<float>& v, const std::vector<float>& analytic
     const double fd = (lp - lm) / (2.0 * double(eps));
     EXPECT_NEAR(analytic[i], fd, atol + rtol * std::max(std::fabs(fd), 0.05 * max_g)) << what << " [" << i << "]";
   }
+}
+
+// check_grad on a parameter tensor (F32, perturbed in place through `loss`, restored afterwards) against its
+// gradient tensor. Returns false, checking nothing, when the gradient is all zero (an expert no token chose).
+inline bool check_tensor_grad(Tensor& t, const Tensor& grad, const std::function<double()>& loss, const std::string& what,
+                              float eps, double rtol, double atol, int samples, uint64_t seed) {
+  std::vector<float> v(t.f32(), t.f32() + t.numel());
+  const std::vector<float> g(grad.f32(), grad.f32() + grad.numel());
+  if (std::all_of(g.begin(), g.end(), [](float x) { return x == 0.0f; })) return false;
+  auto l = [&] {
+    std::copy(v.begin(), v.end(), t.f32());
+    return loss();
+  };
+  check_grad(v, g, l, what, eps, rtol, atol, samples, seed);
+  std::copy(v.begin(), v.end(), t.f32());
+  return true;
 }
 
 }  // namespace dseek::test
