@@ -17,9 +17,10 @@ void size_expert(ExpertBatch& b, int64_t D, int64_t I) {
   b.y.resize(size_t(b.nb * D));
 }
 
-// Every expert's gate and up (and the shared expert's) in one pass over their weights, then every down.
+// Every expert's gate and up (and the shared expert's) in one pass over their weights, then every down; the shared
+// expert's output goes to y [R, D].
 void experts_small(const MoEWeights& w, int64_t R, const float* x, int64_t D, int64_t I, std::vector<ExpertBatch>& ex,
-                   MoECache& mc) {
+                   MoECache& mc, float* y) {
   std::vector<LinearJob> jobs;
   for (ExpertBatch& b : ex) {
     size_expert(b, D, I);
@@ -46,7 +47,7 @@ void experts_small(const MoEWeights& w, int64_t R, const float* x, int64_t D, in
   }
   if (w.has_shared) {
     swiglu_forward(mc.shared.g.data(), mc.shared.u.data(), mc.shared.h.data(), R * Is);
-    jobs.push_back({R, mc.shared.h.data(), Is, &w.shared.down_proj, mc.shared_out.data(), D});
+    jobs.push_back({R, mc.shared.h.data(), Is, &w.shared.down_proj, y, D});
   }
   DSEEK_PROFILE("moe.down");
   linear_forward(jobs);
@@ -84,19 +85,17 @@ void moe_forward(const ModelConfig& c, int64_t R, int64_t seqs, int64_t T, const
   mc.load.assign(size_t(E), 0);
   for (const ExpertBatch& b : mc.experts) mc.load[size_t(b.expert)] = b.n;
 
-  mc.shared_out.assign(w.has_shared ? size_t(R * D) : 0, 0.0f);
+  // y = shared(x) + sum_k w_k expert_k(x), experts in index order; the shared expert writes y first
+  if (!w.has_shared) std::fill(y, y + R * D, 0.0f);
   if (R <= kGemvMaxRows) {  // decode: no expert has more rows than R
-    experts_small(w, R, x, D, I, mc.experts, mc);
+    experts_small(w, R, x, D, I, mc.experts, mc, y);
   } else {
     if (w.has_shared) {
       DSEEK_PROFILE("moe.shared");
-      ffn_forward(R, x, w.shared, mc.shared, mc.shared_out.data(), false);
+      ffn_forward(R, x, w.shared, mc.shared, y, false);
     }
     experts_parallel(w, D, I, mc.experts);
   }
-  // y = shared(x) + sum_k w_k expert_k(x), experts in index order
-  if (w.has_shared) std::copy(mc.shared_out.begin(), mc.shared_out.end(), y);
-  else std::fill(y, y + R * D, 0.0f);
   dispatch.combine(rt, mc.experts, D, y);
 }
 

@@ -20,7 +20,6 @@ struct MoECache {
   Routing routing;
   std::vector<ExpertBatch> experts;  // experts that received rows, by index
   FFNCache shared;
-  std::vector<float> shared_out;  // [R, D]
   std::vector<int64_t> load;  // selections per expert in this forward
   double aux_loss = 0;
 };
