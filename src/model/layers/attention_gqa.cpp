@@ -107,24 +107,26 @@ void attend_cached_rows(const ModelConfig& cfg, int64_t l, const SeqChunk& ch, i
 
 // Long chunk: keys and values of the whole context gathered from the cache, then the blocked kernel.
 void attend_expanded(const ModelConfig& cfg, int64_t l, const SeqChunk& ch, int64_t start, const float* q, float* out,
-                     Precision p) {
+                     Precision p, GQACache& gc) {
   const Dims d(cfg);
   const KVCache& cache = *ch.cache;
   const int64_t n = ch.n, Tk = start + n, hd = d.d;
-  std::vector<float> Qh(size_t(d.H * n * hd)), Kh(size_t(d.KVH * Tk * hd)), Vh(size_t(d.KVH * Tk * hd));
+  float* Qh = grow(gc.Qh, size_t(d.H * n * hd));    // [H, n, hd]
+  float* Kh = grow(gc.Kh, size_t(d.KVH * Tk * hd));  // [KVH, Tk, hd]
+  float* Vh = grow(gc.Vh, size_t(d.KVH * Tk * hd));  // [KVH, Tk, hd]
 #pragma omp parallel for schedule(static) if (d.KVH * Tk * hd > 65536)
   for (int64_t h = 0; h < d.KVH; h++)
     for (int64_t i = 0; i < hd; i++) {
       const float* kr = cache.cols(l) + (h * hd + i) * cache.capacity();
       const float* vr = cache.cols(l) + ((d.KVH + h) * hd + i) * cache.capacity();
       for (int64_t t = 0; t < Tk; t++) {
-        Kh[size_t((h * Tk + t) * hd + i)] = kr[t];
-        Vh[size_t((h * Tk + t) * hd + i)] = vr[t];
+        Kh[(h * Tk + t) * hd + i] = kr[t];
+        Vh[(h * Tk + t) * hd + i] = vr[t];
       }
     }
   for (int64_t h = 0; h < d.H; h++)
     for (int64_t t = 0; t < n; t++)
-      std::memcpy(Qh.data() + (h * n + t) * hd, q + t * d.H * hd + h * hd, size_t(hd) * 4);
+      std::memcpy(Qh + (h * n + t) * hd, q + t * d.H * hd + h * hd, size_t(hd) * 4);
   AttentionDims a;
   a.heads = d.H;
   a.kv_heads = d.KVH;
@@ -133,7 +135,7 @@ void attend_expanded(const ModelConfig& cfg, int64_t l, const SeqChunk& ch, int6
   a.dqk = a.dv = hd;
   a.q_pos0 = start;
   a.scale = float(cfg.softmax_scale());
-  attention_forward(a, Qh.data(), Kh.data(), Vh.data(), out, d.H * hd, nullptr, p);
+  attention_forward(a, Qh, Kh, Vh, out, d.H * hd, nullptr, p);
 }
 
 void cached_attention(const ModelConfig& cfg, int64_t l, const GQAWeights& w, const RowBatch& rb,
@@ -157,7 +159,7 @@ void cached_attention(const ModelConfig& cfg, int64_t l, const GQAWeights& w, co
       attend_cached_rows(cfg, l, ch, ch.cache->length(), qc, oc);
     } else {
       DSEEK_PROFILE("attn.expanded");
-      attend_expanded(cfg, l, ch, ch.cache->length(), qc, oc, o.precision);
+      attend_expanded(cfg, l, ch, ch.cache->length(), qc, oc, o.precision, gc);
     }
   }
   DSEEK_PROFILE("attn.o_proj");

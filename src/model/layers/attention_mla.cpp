@@ -104,28 +104,30 @@ void rows_product(int64_t M, const float* x, int64_t ldx, const MatRef& w, float
 }
 
 void attend_expanded(const ModelConfig& cfg, int64_t l, const MLAWeights& a, const SeqChunk& ch, int64_t start,
-                     const float* q, float* out, Precision p) {
+                     const float* q, float* out, Precision p, MLACache& mc) {
   const Dims d(cfg);
   const int64_t n = ch.n, Tk = start + n;
   const KVCache& cache = *ch.cache;
   // [k_nope | v] per head for every context token: c kv_b^T (c read from the transposed cache)
-  std::vector<float> kvx(size_t(Tk * d.H * (d.dn + d.dv)));
-  Matmul m{Tk, cache.cols(l), cache.capacity(), MatRef::of(a.kv_b_proj), kvx.data(), d.H * (d.dn + d.dv)};
+  float* kvx = grow(mc.kvx, size_t(Tk * d.H * (d.dn + d.dv)));  // [Tk, H (dn + dv)]
+  Matmul m{Tk, cache.cols(l), cache.capacity(), MatRef::of(a.kv_b_proj), kvx, d.H * (d.dn + d.dv)};
   m.x_transposed = true;
   matmul(m);
-  std::vector<float> Qh(size_t(d.H * n * d.dqk)), Kh(size_t(d.H * Tk * d.dqk)), Vh(size_t(d.H * Tk * d.dv));
+  float* Qh = grow(mc.Qh, size_t(d.H * n * d.dqk));   // [H, n, dqk]
+  float* Kh = grow(mc.Kh, size_t(d.H * Tk * d.dqk));  // [H, Tk, dqk]
+  float* Vh = grow(mc.Vh, size_t(d.H * Tk * d.dv));   // [H, Tk, dv]
 #pragma omp parallel for collapse(2) schedule(static) if (d.H * Tk * d.dqk > 65536)
   for (int64_t h = 0; h < d.H; h++)
     for (int64_t t = 0; t < Tk; t++) {
-      const float* src = kvx.data() + t * d.H * (d.dn + d.dv) + h * (d.dn + d.dv);
-      float* kd = Kh.data() + (h * Tk + t) * d.dqk;
+      const float* src = kvx + t * d.H * (d.dn + d.dv) + h * (d.dn + d.dv);
+      float* kd = Kh + (h * Tk + t) * d.dqk;
       std::memcpy(kd, src, size_t(d.dn) * sizeof(float));
       for (int64_t i = 0; i < d.dr; i++) kd[d.dn + i] = cache.at(l, t, d.Lr + i);
-      std::memcpy(Vh.data() + (h * Tk + t) * d.dv, src + d.dn, size_t(d.dv) * sizeof(float));
+      std::memcpy(Vh + (h * Tk + t) * d.dv, src + d.dn, size_t(d.dv) * sizeof(float));
     }
   for (int64_t h = 0; h < d.H; h++)
     for (int64_t t = 0; t < n; t++)
-      std::memcpy(Qh.data() + (h * n + t) * d.dqk, q + t * d.H * d.dqk + h * d.dqk, size_t(d.dqk) * sizeof(float));
+      std::memcpy(Qh + (h * n + t) * d.dqk, q + t * d.H * d.dqk + h * d.dqk, size_t(d.dqk) * sizeof(float));
   AttentionDims ad;
   ad.heads = d.H;
   ad.Tq = n;
@@ -134,7 +136,7 @@ void attend_expanded(const ModelConfig& cfg, int64_t l, const MLAWeights& a, con
   ad.dv = d.dv;
   ad.q_pos0 = start;
   ad.scale = float(cfg.softmax_scale());
-  attention_forward(ad, Qh.data(), Kh.data(), Vh.data(), out, d.H * d.dv, nullptr, p);
+  attention_forward(ad, Qh, Kh, Vh, out, d.H * d.dv, nullptr, p);
 }
 
 void attend_absorbed(const ModelConfig& cfg, int64_t l, const MLAWeights& a, const SeqChunk& ch, int64_t start,
@@ -249,7 +251,7 @@ void cached_attention(const ModelConfig& cfg, int64_t l, const MLAWeights& a, co
     float* oc = att + row0[i] * d.H * d.dv;
     if (impl == AttnImpl::Expanded) {
       DSEEK_PROFILE("attn.expanded");
-      attend_expanded(cfg, l, a, ch, start, qc, oc, o.precision);
+      attend_expanded(cfg, l, a, ch, start, qc, oc, o.precision, mc);
     } else {
       DSEEK_PROFILE("attn.absorbed");
       attend_absorbed(cfg, l, a, ch, start, qc, oc, mc);

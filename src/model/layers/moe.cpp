@@ -10,20 +10,25 @@ namespace dseek {
 
 namespace {
 
-void size_expert(ExpertBatch& b, int64_t D, int64_t I) {
+// Sizes an expert's buffers; returns where its SwiGLU product goes (in place over g when backward will not need g).
+float* size_expert(ExpertBatch& b, int64_t D, int64_t I, bool save) {
   b.g.resize(size_t(b.nb * I));
   b.u.resize(size_t(b.nb * I));
-  b.h.resize(size_t(b.nb * I));
   b.y.resize(size_t(b.nb * D));
+  if (!save) return b.g.data();
+  b.h.resize(size_t(b.nb * I));
+  return b.h.data();
 }
 
 // Every expert's gate and up (and the shared expert's) in one pass over their weights, then every down; the shared
 // expert's output goes to y [R, D].
 void experts_small(const MoEWeights& w, int64_t R, const float* x, int64_t D, int64_t I, std::vector<ExpertBatch>& ex,
-                   MoECache& mc, float* y) {
+                   bool save, MoECache& mc, float* y) {
   std::vector<LinearJob> jobs;
-  for (ExpertBatch& b : ex) {
-    size_expert(b, D, I);
+  std::vector<float*> h(ex.size());
+  for (size_t i = 0; i < ex.size(); i++) {
+    ExpertBatch& b = ex[i];
+    h[i] = size_expert(b, D, I, save);
     const FFNWeights& f = w.experts[size_t(b.expert)];
     jobs.push_back({b.n, b.x.data(), D, &f.gate_proj, b.g.data(), I});
     jobs.push_back({b.n, b.x.data(), D, &f.up_proj, b.u.data(), I});
@@ -41,9 +46,10 @@ void experts_small(const MoEWeights& w, int64_t R, const float* x, int64_t D, in
     linear_forward(jobs);
   }
   jobs.clear();
-  for (ExpertBatch& b : ex) {
-    swiglu_forward(b.g.data(), b.u.data(), b.h.data(), b.n * I);
-    jobs.push_back({b.n, b.h.data(), I, &w.experts[size_t(b.expert)].down_proj, b.y.data(), D});
+  for (size_t i = 0; i < ex.size(); i++) {
+    ExpertBatch& b = ex[i];
+    swiglu_forward(b.g.data(), b.u.data(), h[i], b.n * I);
+    jobs.push_back({b.n, h[i], I, &w.experts[size_t(b.expert)].down_proj, b.y.data(), D});
   }
   if (w.has_shared) {
     swiglu_forward(mc.shared.g.data(), mc.shared.u.data(), mc.shared.h.data(), R * Is);
@@ -54,17 +60,17 @@ void experts_small(const MoEWeights& w, int64_t R, const float* x, int64_t D, in
 }
 
 // One expert per thread; each product runs on its thread (padded rows are zero inputs).
-void experts_parallel(const MoEWeights& w, int64_t D, int64_t I, std::vector<ExpertBatch>& ex) {
+void experts_parallel(const MoEWeights& w, int64_t D, int64_t I, bool save, std::vector<ExpertBatch>& ex) {
   DSEEK_PROFILE("moe.experts");
 #pragma omp parallel for schedule(dynamic, 1)
   for (size_t i = 0; i < ex.size(); i++) {
     ExpertBatch& b = ex[i];
-    size_expert(b, D, I);
+    float* h = size_expert(b, D, I, save);
     const FFNWeights& f = w.experts[size_t(b.expert)];
     linear_forward(b.nb, b.x.data(), D, f.gate_proj, b.g.data(), I);
     linear_forward(b.nb, b.x.data(), D, f.up_proj, b.u.data(), I);
-    swiglu_forward(b.g.data(), b.u.data(), b.h.data(), b.nb * I);
-    linear_forward(b.nb, b.h.data(), I, f.down_proj, b.y.data(), D);
+    swiglu_forward(b.g.data(), b.u.data(), h, b.nb * I);
+    linear_forward(b.nb, h, I, f.down_proj, b.y.data(), D);
   }
 }
 
@@ -88,13 +94,13 @@ void moe_forward(const ModelConfig& c, int64_t R, int64_t seqs, int64_t T, const
   // y = shared(x) + sum_k w_k expert_k(x), experts in index order; the shared expert writes y first
   if (!w.has_shared) std::fill(y, y + R * D, 0.0f);
   if (R <= kGemvMaxRows) {  // decode: no expert has more rows than R
-    experts_small(w, R, x, D, I, mc.experts, mc, y);
+    experts_small(w, R, x, D, I, mc.experts, o.save, mc, y);
   } else {
     if (w.has_shared) {
       DSEEK_PROFILE("moe.shared");
       ffn_forward(R, x, w.shared, mc.shared, y, false);
     }
-    experts_parallel(w, D, I, mc.experts);
+    experts_parallel(w, D, I, o.save, mc.experts);
   }
   dispatch.combine(rt, mc.experts, D, y);
 }
