@@ -27,20 +27,22 @@ Loaded loaded(DType dt) {
   return l;
 }
 
-// Weight bytes one decode step streams: every active matrix (routed experts: top-k of n), the head, one embedding row.
-double decode_weight_bytes(const Model& m, DType dt) {
+// Weight bytes per token. Decode streams every active matrix (routed experts: top-k of n), the head and one embedding
+// row per token; a prefill forward reads every matrix once (all experts receive rows) for its kPrompt tokens.
+double weight_bytes_per_token(const Model& m, DType dt, bool decode) {
   const ModelConfig& c = m.config;
   const double embed = double(c.vocab_size) * double(c.hidden_size);
-  const double active = double(m.parameter_count(true)) - (c.tie_word_embeddings ? 0.0 : embed);
-  return active * double(dtype_size(dt));
+  const double params = double(m.parameter_count(decode)) - (c.tie_word_embeddings ? 0.0 : embed);
+  return params * double(dtype_size(dt)) / (decode ? 1.0 : double(kPrompt));
 }
 
 void counters(benchmark::State& state, const Model& m, double tokens, DType dt, bool decode) {
   state.counters["tokens_per_s"] = benchmark::Counter(tokens, benchmark::Counter::kIsRate);
-  if (decode) {  // weight bytes streamed per second, to set against bench_machine's DRAM read bandwidth
-    state.counters["weight_MB_per_token"] = decode_weight_bytes(m, dt) / 1e6;
-    state.counters["weight_GB_per_s"] = benchmark::Counter(tokens * decode_weight_bytes(m, dt) / 1e9, benchmark::Counter::kIsRate);
-  }
+  // weight bytes streamed per second, to set against bench_machine's DRAM read bandwidth (every run reports the same
+  // counters: the CSV reporter needs one header)
+  const double bytes = weight_bytes_per_token(m, dt, decode);
+  state.counters["weight_MB_per_token"] = bytes / 1e6;
+  state.counters["weight_GB_per_s"] = benchmark::Counter(tokens * bytes / 1e9, benchmark::Counter::kIsRate);
   state.counters["peak_rss_MiB"] = bench::peak_rss_mib();
   const ModelConfig& c = m.config;
   // latent cache vs standard multi-head attention with the same heads (K: heads x qk dim, V: heads x v dim)
