@@ -139,8 +139,12 @@ WeightFiles WeightFiles::open(const std::string& path) {
       }
       return w;
     }
-    for (const auto& ent : fs::directory_iterator(path))
-      if (ent.path().extension() == ".safetensors") files.push_back(ent.path().string());
+    // As transformers: model.safetensors when present (other *.safetensors beside it, e.g. reference outputs,
+    // are not weights); otherwise every *.safetensors file in the folder.
+    if (fs::exists(path_join(path, "model.safetensors"))) files.push_back(path_join(path, "model.safetensors"));
+    else
+      for (const auto& ent : fs::directory_iterator(path))
+        if (ent.path().extension() == ".safetensors") files.push_back(ent.path().string());
     std::sort(files.begin(), files.end());
     if (files.empty()) fail("{}: no model.safetensors.index.json or *.safetensors files", path);
   } else {

@@ -361,6 +361,15 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& origin) {
   positive(c.num_hidden_layers, "num_hidden_layers");
   positive(c.num_attention_heads, "num_attention_heads");
   positive(c.max_position_embeddings, "max_position_embeddings");
+  // Far beyond any published model, and small enough that walking the layers allocates nothing large.
+  auto at_most = [&](int64_t v, int64_t limit, const char* name) {
+    if (v > limit) fail("{}: field '{}' is {}, beyond the largest dseek accepts ({})", origin, name, v, limit);
+  };
+  at_most(c.vocab_size, int64_t(1) << 24, "vocab_size");
+  at_most(c.hidden_size, int64_t(1) << 18, "hidden_size");
+  at_most(c.num_hidden_layers, 4096, "num_hidden_layers");
+  at_most(c.num_attention_heads, 4096, "num_attention_heads");
+  at_most(c.max_position_embeddings, int64_t(1) << 30, "max_position_embeddings");
 
   if (c.is_deepseek()) parse_deepseek(r, j, c);
   else parse_dense(r, j, c);
@@ -402,6 +411,10 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& origin) {
   if (c.qk_rope_head_dim % 2) fail("{}: field 'qk_rope_head_dim' must be even, got {}", origin, c.qk_rope_head_dim);
   if (c.first_k_dense_replace < 0) fail("{}: field 'first_k_dense_replace' must be >= 0", origin);
   if (c.num_nextn_predict_layers < 0) fail("{}: field 'num_nextn_predict_layers' must be >= 0", origin);
+  if (c.num_nextn_predict_layers > 64) fail("{}: field 'num_nextn_predict_layers' is {}, beyond 64", origin, c.num_nextn_predict_layers);
+  if (c.n_routed_experts * c.num_hidden_layers > (int64_t(1) << 17))
+    fail("{}: n_routed_experts {} x num_hidden_layers {} is beyond the {} experts dseek accepts", origin,
+         c.n_routed_experts, c.num_hidden_layers, int64_t(1) << 17);
   bool any_dense = false;
   for (int64_t l = 0; l < c.num_hidden_layers && !any_dense; l++) any_dense |= !c.is_moe_layer(l);
   if (any_dense) positive(c.intermediate_size, "intermediate_size");

@@ -1,6 +1,10 @@
 #include "model/model.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <set>
+
+#include <unistd.h>
 
 #include "core/error.h"
 #include "core/fileio.h"
@@ -64,6 +68,50 @@ void bind(const WeightFiles& files, const ModelConfig& c, ParamRef& p) {
   }
 }
 
+// "model.layers.N.rest" -> N, or -1 for other names.
+int64_t layer_index(const std::string& name) {
+  static const std::string prefix = "model.layers.";
+  if (name.compare(0, prefix.size(), prefix) != 0) return -1;
+  int64_t n = 0;
+  size_t i = prefix.size();
+  for (; i < name.size() && name[i] >= '0' && name[i] <= '9' && n < (int64_t(1) << 40); i++) n = n * 10 + (name[i] - '0');
+  return i > prefix.size() && i < name.size() && name[i] == '.' ? n : -1;
+}
+
+// Before anything is allocated: the layers config.json describes must be the layers the checkpoint holds.
+void check_layer_count(const ModelConfig& c, const std::string& dir, const WeightFiles& files) {
+  int64_t held = 0;  // 1 + the highest layer index in the checkpoint
+  for (const std::string& n : files.names()) held = std::max(held, layer_index(n) + 1);
+  const int64_t L = c.num_hidden_layers, K = c.num_nextn_predict_layers;
+  const std::string cfg = path_join(dir, "config.json");
+  if (held < L)
+    fail("{}: num_hidden_layers is {}, but {} holds layers 0-{} only", cfg, L, files.origin(), held - 1);
+  if (held < L + K)
+    fail("{}: num_nextn_predict_layers is {}, but {} has no tensors for the MTP layer model.layers.{} (set it to 0 for "
+         "a checkpoint without MTP weights)", cfg, K, files.origin(), held);
+  if (held > L + K)
+    fail("{}: num_hidden_layers {} + num_nextn_predict_layers {} describe {} layers, but {} holds {} (model.layers.{} "
+         "is unused)", cfg, L, K, L + K, files.origin(), held, held - 1);
+}
+
+// Every checkpoint tensor must be used: a leftover one means config.json does not describe these weights.
+void check_all_used(const ModelConfig& c, const WeightFiles& files, const std::set<std::string>& used, bool mtp) {
+  std::vector<std::string> unused;
+  for (const std::string& n : files.names()) {
+    if (used.count(n)) continue;
+    if (!mtp && layer_index(n) >= c.num_hidden_layers) continue;  // MTP layers, not loaded for inference
+    if (n.ends_with("rotary_emb.inv_freq")) continue;  // recomputed from the config
+    if (c.tie_word_embeddings && n == "lm_head.weight") continue;  // tied: the embedding is the head
+    // DeepSeek-V3 checkpoints repeat the shared embedding and head inside each MTP layer
+    if (layer_index(n) >= c.num_hidden_layers && (n.ends_with(".embed_tokens.weight") || n.ends_with(".shared_head.head.weight")))
+      continue;
+    unused.push_back(n);
+  }
+  if (unused.empty()) return;
+  fail("{}: {} tensor(s) that config.json does not describe, e.g. '{}' (check the architecture fields of config.json)",
+       files.origin(), unused.size(), unused.front());
+}
+
 }  // namespace
 
 Model Model::load(const std::string& path, const LoadOptions& opt) {
@@ -73,13 +121,33 @@ Model Model::load(const std::string& path, const LoadOptions& opt) {
   m.config = ModelConfig::load(dir);
   WeightFiles files = WeightFiles::open(dir);
   const ModelConfig& c = m.config;
-  for_each_param(c, m.w, [&](ParamRef& p) { bind(files, c, p); }, ParamOptions{opt.mtp});
+  check_layer_count(c, dir, files);
+  std::set<std::string> used;
+  for_each_param(c, m.w, [&](ParamRef& p) {
+    bind(files, c, p);
+    used.insert(p.name);
+    used.insert(p.name + "_scale_inv");
+  }, ParamOptions{opt.mtp});
+  check_all_used(c, files, used, opt.mtp);
   bind_shared_tensors(c, m.w);
   m.rope = RopeTable(c);
   return m;
 }
 
 Model Model::random(const ModelConfig& c, uint64_t seed, DType dtype, bool with_mtp) {
+  {  // the weights must fit in this machine's memory before any is allocated
+    ModelWeights shapes;
+    double bytes = 0;
+    for_each_param(c, shapes, [&](ParamRef& p) {
+      double n = 1;
+      for (int64_t d : p.shape) n *= double(d);
+      bytes += n * (p.role == ParamRole::Matrix || p.role == ParamRole::Embedding ? double(dtype_size(dtype)) : 4.0);
+    }, ParamOptions{with_mtp});
+    const double ram = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
+    if (ram > 0 && bytes > ram)
+      fail("config.json describes {:.1f} GiB of {} weights; this machine has {:.1f} GiB of memory", bytes / 1073741824.0,
+           dtype_name(dtype), ram / 1073741824.0);
+  }
   Model m;
   m.config = c;
   const double std_ = c.initializer_range;
