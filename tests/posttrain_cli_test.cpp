@@ -2,6 +2,7 @@
 // metrics files, resumption, and run folders accepted wherever a model folder is.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -80,6 +81,57 @@ TEST_F(PosttrainCli, SftTrainsResumesAndItsRunIsAModel) {
   r = run_dseek("eval --model '" + run + "' --task arithmetic --ops +- --n 4 --max-tokens 8 --threads 1");
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_EQ(last_line(r.out).rfind("accuracy ", 0), 0u) << r.out;
+}
+
+// Defaults that depend on the model follow it: sft's --seq-len 256 on a model built for 128 positions, and generation
+// past the context (the reliability issue's defects 4 and 10).
+TEST_F(PosttrainCli, DefaultsFollowASmallContext) {
+  TempDir d;
+  const std::string small = d / "small";
+  std::filesystem::copy(model_, small);
+  json cfg = json::parse(read_file(small + "/config.json"));
+  cfg["max_position_embeddings"] = 128;
+  std::ofstream(small + "/config.json") << cfg.dump(2);
+  CommandResult r = run_dseek("sft --model '" + small + "' --data '" + chats_ + "' --out '" + d / "run" +
+                              "' --steps 2 --threads 1");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("--seq-len: 128"), std::string::npos) << r.out;
+  r = run_dseek("sft --resume '" + d / "run" + "' --steps 3 --threads 1");  // the resumed run keeps 128
+  ASSERT_EQ(r.status, 0) << r.out;
+  // an explicit --seq-len beyond the context is still an error naming the flag
+  r = run_dseek("sft --model '" + small + "' --data '" + chats_ + "' --out '" + d / "run2" + "' --seq-len 256 --steps 1");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find("--seq-len 256 exceeds max_position_embeddings 128"), std::string::npos) << r.out;
+  // generation stops at the context with stop: length, and says why
+  r = run_dseek("generate --model '" + small + "' --prompt-ids 1,2,3 --max-tokens 500 --ignore-eos --threads 1");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("generation: 125 tokens"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("stop: length (the context of 128 tokens is full)"), std::string::npos) << r.out;
+  // eval's default --max-tokens 256 runs on it too (completions end at the context)
+  r = run_dseek("eval --model '" + small + "' --task arithmetic --n 2 --threads 1");
+  ASSERT_EQ(r.status, 0) << r.out;
+}
+
+TEST(GenerateFlags, EveryFlagIsCheckedAndNamed) {
+  const std::string model = test::shared_dir() + "/conformance/v3-tiny";
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {"--top-k -1", "--top-k: must be >= 0"},          {"--top-p -1", "--top-p: must be in (0, 1]"},
+      {"--top-p 2", "--top-p: must be in (0, 1]"},       {"--top-p nan", "--top-p: must be in (0, 1]"},
+      {"--temperature -1", "--temperature: must be"},     {"--temperature nan", "--temperature: must be"},
+      {"--min-p 5", "--min-p: must be in [0, 1]"},        {"--repetition-penalty 0", "--repetition-penalty: must be"},
+      {"--max-tokens -1", "--max-tokens: must be in [1, 2^30]"},
+      {"--max-tokens 3000000000", "--max-tokens: must be in [1, 2^30]"}};
+  for (const auto& [flags, message] : cases) {
+    CommandResult r = run_dseek("generate --model '" + model + "' --prompt-ids 1,2,3 " + flags);
+    EXPECT_EQ(r.status, 1) << flags << "\n" << r.out;
+    EXPECT_NE(r.out.find(message), std::string::npos) << flags << "\n" << r.out;
+  }
+  // a prompt that fills the context cannot generate
+  std::string ids = "1";
+  for (int i = 1; i < 128; i++) ids += ",1";
+  CommandResult r = run_dseek("generate --model '" + model + "' --prompt-ids " + ids);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("the prompt has 128 tokens, but the model's context is 128"), std::string::npos) << r.out;
 }
 
 TEST_F(PosttrainCli, GrpoLogsRewardsAccuracyAndKlPerStep) {

@@ -41,9 +41,9 @@ void add_eval(CLI::App& app) {
   sub->callback([o] {
     apply_threads(o->threads);
     if (o->n == 0) fail("--n: must be positive");
-    if (o->max_tokens <= 0) fail("--max-tokens: must be positive");
+    check_max_tokens(o->max_tokens);
+    check_sampling_flags(o->sp);
     if (o->batch == 0) fail("--batch: must be positive");
-    if (o->sp.temperature < 0) fail("--temperature: must be >= 0");
     std::unique_ptr<Task> task = make_task(o->task, o->task_opt);
     const std::string dir = resolve_model_dir(o->model);
     std::string tok_dir = file_exists(dir + "/tokenizer.json") ? dir : o->model;

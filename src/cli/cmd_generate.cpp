@@ -107,6 +107,8 @@ void add_generate(CLI::App& app) {
   add_threads_flag(*sub, o->threads);
   sub->callback([o] {
     apply_threads(o->threads);
+    check_sampling_flags(o->sp);
+    check_max_tokens(o->max_tokens);
     if (o->prompt_ids.empty() && o->prompt.empty() && !o->chat) fail("generate: give --prompt-ids, --prompt or --chat");
     if (!o->system.empty() && !o->chat) fail("--system: only with --chat");
     if (!o->chat_template.empty() && !o->chat) fail("--chat-template: only with --chat");
@@ -127,10 +129,12 @@ void add_generate(CLI::App& app) {
           std::find(stop.stop_ids.begin(), stop.stop_ids.end(), tok->eos_id()) == stop.stop_ids.end())
         stop.stop_ids.push_back(tok->eos_id());
     }
-    auto report = [](const GenerationStats& st) {
-      std::fprintf(stderr, "prompt: %lld tokens, %.1f tokens/s | generation: %lld tokens, %.1f tokens/s | stop: %s\n",
+    auto report = [&m](const GenerationStats& st) {
+      const std::string why =
+          st.context_full ? fmt::format(" (the context of {} tokens is full)", m.config.max_position_embeddings) : "";
+      std::fprintf(stderr, "prompt: %lld tokens, %.1f tokens/s | generation: %lld tokens, %.1f tokens/s | stop: %s%s\n",
                    (long long)st.prompt_tokens, st.prefill_tps(), (long long)st.generated_tokens, st.decode_tps(),
-                   st.stop_reason.c_str());
+                   st.stop_reason.c_str(), why.c_str());
     };
 
     if (!o->prompt_ids.empty()) {

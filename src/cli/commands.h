@@ -2,6 +2,7 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include "inference/sampler.h"
 #include "posttrain/task.h"
 
 namespace dseek::cli {
@@ -30,5 +31,9 @@ void apply_threads(int threads);
 void add_chat_template_flag(CLI::App& sub, std::string& name);
 // Shared flags of the built-in tasks' generators (--seed, --min-digits, --max-digits, --ops, --numbers, ...).
 void add_task_option_flags(CLI::App& sub, TaskOptions& o, const std::string& seed_flag = "--seed");
+// Checks sampling flags as the user typed them (--temperature, --top-k, --top-p, --min-p, --repetition-penalty)
+// and --max-tokens, each error naming the flag and its range.
+void check_sampling_flags(const SamplingParams& sp);
+void check_max_tokens(int64_t max_tokens, const char* flag = "--max-tokens");
 
 }  // namespace dseek::cli

@@ -1,8 +1,27 @@
 #include "cli/commands.h"
+
+#include <cmath>
+
+#include "core/error.h"
 #include "core/threads.h"
 #include "tokenizer/chat_format.h"
 
 namespace dseek::cli {
+
+void check_sampling_flags(const SamplingParams& sp) {
+  if (!(std::isfinite(sp.temperature) && sp.temperature >= 0))
+    fail("--temperature: must be a finite number >= 0 (0: greedy), got {}", sp.temperature);
+  if (sp.top_k < 0) fail("--top-k: must be >= 0 (0: off), got {}", sp.top_k);
+  if (!(sp.top_p > 0 && sp.top_p <= 1)) fail("--top-p: must be in (0, 1] (1: off), got {}", sp.top_p);
+  if (!(sp.min_p >= 0 && sp.min_p <= 1)) fail("--min-p: must be in [0, 1] (0: off), got {}", sp.min_p);
+  if (!(std::isfinite(sp.repetition_penalty) && sp.repetition_penalty > 0))
+    fail("--repetition-penalty: must be a finite number > 0 (1: off), got {}", sp.repetition_penalty);
+}
+
+void check_max_tokens(int64_t max_tokens, const char* flag) {
+  // generation also stops at the model's context (max_position_embeddings); this bounds the flag itself
+  if (max_tokens <= 0 || max_tokens > (int64_t(1) << 30)) fail("{}: must be in [1, 2^30], got {}", flag, max_tokens);
+}
 
 void add_threads_flag(CLI::App& sub, int& threads) {
   sub.add_option("--threads", threads, "Worker threads (0 = all cores)")->default_val(0);

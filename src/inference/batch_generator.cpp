@@ -27,6 +27,9 @@ std::vector<GenerationResult> BatchGenerator::generate(const std::vector<Generat
     context[i] = reqs[i].prompt;
   }
 
+  std::vector<int64_t> budget(n);  // tokens each request may generate
+  for (size_t i = 0; i < n; i++)
+    budget[i] = generation_budget(fwd_.model().config, int64_t(reqs[i].prompt.size()), reqs[i].stop.max_tokens);
   // prefill each distinct prompt once (batched), then copy its cache and logits to the duplicates
   auto t0 = clock::now();
   std::map<std::vector<int32_t>, size_t> first;
@@ -40,7 +43,7 @@ std::vector<GenerationResult> BatchGenerator::generate(const std::vector<Generat
   {
     std::vector<SeqChunk> chunks;
     for (size_t i : unique) {
-      caches[i] = fwd_.new_cache(int64_t(reqs[i].prompt.size()) + reqs[i].stop.max_tokens + 1);
+      caches[i] = fwd_.new_cache(int64_t(reqs[i].prompt.size()) + budget[i]);
       chunks.push_back({&caches[i], reqs[i].prompt.data(), int64_t(reqs[i].prompt.size())});
       st.prompt_tokens += int64_t(reqs[i].prompt.size());
     }
@@ -51,7 +54,7 @@ std::vector<GenerationResult> BatchGenerator::generate(const std::vector<Generat
     for (size_t i = 0; i < n; i++)
       if (owner[i] != i) {
         caches[i] = caches[owner[i]];
-        caches[i].reserve(int64_t(reqs[i].prompt.size()) + reqs[i].stop.max_tokens + 1);
+        caches[i].reserve(int64_t(reqs[i].prompt.size()) + budget[i]);
         logits[i] = logits[owner[i]];
       }
   }
@@ -80,7 +83,7 @@ std::vector<GenerationResult> BatchGenerator::generate(const std::vector<Generat
       } else if (is_stop) {
         out[i].stop_reason = "eos";
         active[i] = false;
-      } else if (int64_t(out[i].tokens.size()) >= stop.max_tokens) {
+      } else if (int64_t(out[i].tokens.size()) >= budget[i]) {  // max_tokens or the end of the context
         out[i].stop_reason = "length";
         active[i] = false;
       } else {

@@ -7,6 +7,14 @@
 
 namespace dseek {
 
+int64_t generation_budget(const ModelConfig& c, int64_t prompt_len, int64_t max_tokens) {
+  const int64_t ctx = c.max_position_embeddings;
+  if (prompt_len >= ctx)
+    fail("the prompt has {} tokens, but the model's context is {} (max_position_embeddings): nothing can be generated",
+         prompt_len, ctx);
+  return std::min(max_tokens, ctx - prompt_len);
+}
+
 GenerationStats Generator::generate(const std::vector<int32_t>& prompt, Sampler& sampler, const StopConditions& stop,
                                     const std::function<bool(int32_t)>& on_token) {
   using clock = std::chrono::steady_clock;
@@ -14,7 +22,8 @@ GenerationStats Generator::generate(const std::vector<int32_t>& prompt, Sampler&
   const int64_t V = fwd_.model().config.vocab_size;
   GenerationStats st;
   st.prompt_tokens = int64_t(prompt.size());
-  KVCache cache = fwd_.new_cache(int64_t(prompt.size()) + stop.max_tokens + 1);
+  const int64_t budget = generation_budget(fwd_.model().config, int64_t(prompt.size()), stop.max_tokens);
+  KVCache cache = fwd_.new_cache(int64_t(prompt.size()) + budget);
   std::vector<float> logits(static_cast<size_t>(V));
   std::vector<int32_t> context = prompt;
 
@@ -24,7 +33,7 @@ GenerationStats Generator::generate(const std::vector<int32_t>& prompt, Sampler&
 
   auto t1 = clock::now();
   st.stop_reason = "length";
-  while (st.generated_tokens < stop.max_tokens) {
+  while (st.generated_tokens < budget) {
     const int32_t tok = sampler.sample(logits.data(), V, context);
     st.generated_tokens++;
     context.push_back(tok);
@@ -37,7 +46,10 @@ GenerationStats Generator::generate(const std::vector<int32_t>& prompt, Sampler&
       st.stop_reason = "eos";
       break;
     }
-    if (st.generated_tokens >= stop.max_tokens) break;
+    if (st.generated_tokens >= budget) {
+      st.context_full = budget < stop.max_tokens;
+      break;
+    }
     fwd_.run({SeqChunk{&cache, &context.back(), 1}}, false, logits.data());
   }
   st.decode_seconds = std::chrono::duration<double>(clock::now() - t1).count();

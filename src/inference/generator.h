@@ -15,10 +15,15 @@ struct StopConditions {
   std::vector<int32_t> stop_ids;  // usually EOS
 };
 
+// Tokens a prompt of `prompt_len` may still generate: at most `max_tokens`, and the whole sequence stays within
+// the positions the model was built for (max_position_embeddings); a prompt that fills them is an error.
+int64_t generation_budget(const ModelConfig& c, int64_t prompt_len, int64_t max_tokens);
+
 struct GenerationStats {
   int64_t prompt_tokens = 0, generated_tokens = 0;
   double prefill_seconds = 0, decode_seconds = 0;
   std::string stop_reason;  // "eos", "length", "stop"
+  bool context_full = false;  // "length" because the sequence reached max_position_embeddings
   double prefill_tps() const { return prefill_seconds > 0 ? double(prompt_tokens) / prefill_seconds : 0; }
   double decode_tps() const { return decode_seconds > 0 ? double(generated_tokens) / decode_seconds : 0; }
 };

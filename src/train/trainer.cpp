@@ -59,6 +59,7 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& origin) {
   num("steps", c.steps);
   num("batch_size", c.batch_size);
   num("seq_len", c.seq_len);
+  c.seq_len_given = j.contains("seq_len");
   num("grad_accum", c.grad_accum);
   num("seed", c.seed);
   num("lr", c.opt.lr);
@@ -116,6 +117,10 @@ Model to_master_weights(Model m) {
 Trainer::Trainer(const std::string& run_dir, Model model, const DataSpec& data, const TrainConfig& cfg)
     : run_(run_dir), data_(data), cfg_(cfg), model_(std::move(model)), graph_(model_.config) {
   const ModelConfig& c = model_.config;
+  if (!cfg_.seq_len_given && cfg_.seq_len > c.max_position_embeddings) {
+    cfg_.seq_len = c.max_position_embeddings;  // the default follows the model (a model built for 128 positions)
+    std::fprintf(stderr, "--seq-len: %lld (the model's max_position_embeddings; the default is 256)\n", (long long)cfg_.seq_len);
+  }
   if (cfg_.seq_len > c.max_position_embeddings)
     fail("--seq-len {} exceeds max_position_embeddings {}", cfg_.seq_len, c.max_position_embeddings);
   RunData d = open_run_data(data_, c, DataRequest{cfg_.batch_size, cfg_.seq_len, cfg_.eval_batches, cfg_.seed});
@@ -138,7 +143,7 @@ std::unique_ptr<Trainer> Trainer::create(const std::string& run_dir, Model init,
   d.path = std::filesystem::absolute(d.path).string();
   if (!d.tokenizer.empty()) d.tokenizer = std::filesystem::absolute(d.tokenizer).string();
   auto t = std::unique_ptr<Trainer>(new Trainer(run_dir, to_master_weights(std::move(init)), d, c));
-  json run{{"data", d.to_json()}, {"train", c.to_json()}, {"model_config", t->model_.config.to_json()}};
+  json run{{"data", d.to_json()}, {"train", t->cfg_.to_json()}, {"model_config", t->model_.config.to_json()}};
   write_file_atomic(path_join(run_dir, "run.json"), run.dump(2) + "\n");
   return t;
 }

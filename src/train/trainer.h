@@ -17,6 +17,7 @@ namespace dseek {
 
 struct TrainConfig {
   int64_t steps = 1000, batch_size = 8, seq_len = 256, grad_accum = 1;
+  bool seq_len_given = false;  // false: the default, which follows a smaller model context
   uint64_t seed = 0;
   OptimizerConfig opt{.lr = 3e-4, .schedule = "constant"};
   int64_t decay_steps = 0;  // cosine / wsd horizon; 0: `steps` of the run when it was created
