@@ -14,6 +14,7 @@
 #include "kernels/matmul.h"
 #include "model/model.h"
 #include "test_util.h"
+#include "train_util.h"
 #include "train/data.h"
 #include "train/optimizer.h"
 #include "train/trainer.h"
@@ -23,27 +24,8 @@ namespace {
 
 using json = nlohmann::json;
 
-// A token data folder with random "documents" over a 512-token vocabulary.
-std::string make_data(const test::TempDir& d) {
-  const std::string dir = d / "data";
-  make_dirs(dir);
-  Rng r(5);
-  std::vector<int32_t> train(20000), val(3000);
-  for (auto& t : train) t = int32_t(2 + r.below(40));  // a small alphabet so the loss can fall
-  for (auto& t : val) t = int32_t(2 + r.below(40));
-  write_token_shard(dir + "/train-00000.tok", train, 512);
-  write_token_shard(dir + "/val-00000.tok", val, 512);
-  write_file_atomic(dir + "/meta.json", json{{"vocab_size", 512}, {"eos_id", 1}}.dump());
-  return dir;
-}
-
-std::vector<json> metrics(const std::string& run) {
-  std::vector<json> out;
-  std::ifstream f(run + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(f, line)) out.push_back(json::parse(line));
-  return out;
-}
+std::string make_data(const test::TempDir& d) { return test::make_token_data(d); }
+std::vector<json> metrics(const std::string& run) { return test::run_metrics(run); }
 
 TEST(Optimizer, AdamWStepMatchesHandComputation) {
   ModelConfig c = ModelConfig::load(test::source_dir() + "/configs/tiny.json");

@@ -40,6 +40,7 @@ void add_distill(CLI::App& app) {
   defaults.erase("distill_weight");  // 1 with --top-k, else unused
   o->flags.add_to(*sub, training_setting_flags(), defaults);
   add_threads_flag(*sub, o->threads);
+  add_checkpoint_help(*sub);
   sub->callback([o] {
     apply_threads(o->threads);
     o->c.rejection = !o->keep_all;

@@ -47,7 +47,8 @@ void add_grpo(CLI::App& app) {
                          {"precision", "f32, bf16 products, or auto (bf16 where the CPU has BF16 products)"},
                          {"eval_every", "Held-out accuracy every N steps (0: off)"},
                          {"eval_n", "Held-out examples"},
-                         {"save_every", "Checkpoint every N steps (always at the end)"},
+                         {"save_every", "Checkpoint every N steps (0: by --save-minutes only); always at the end and on SIGINT/SIGTERM"},
+                         {"save_minutes", "Also checkpoint when this many minutes passed since the last checkpoint (0: off)"},
                          {"log_every", "Progress line every N steps"},
                          {"seed", "Sampling seed"},
                          {"task_seed", "Seed of the task's problem generator"},
@@ -58,6 +59,7 @@ void add_grpo(CLI::App& app) {
                          {"time_limit", "Stop (and checkpoint) after this many seconds (0: no limit)"}},
                  GrpoConfig().to_json());
   add_threads_flag(*sub, o->threads);
+  add_checkpoint_help(*sub);
   sub->callback([o] {
     apply_threads(o->threads);
     nlohmann::json settings = gather_settings(o->hparams, o->flags);

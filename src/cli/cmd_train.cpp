@@ -24,6 +24,7 @@ void add_train(CLI::App& app) {
   sub->add_option("--hparams", o->hparams, "Settings file: JSON, or 'key: value' lines; flags override it");
   o->flags.add_to(*sub, training_setting_flags(), TrainConfig().to_json());
   add_threads_flag(*sub, o->threads);
+  add_checkpoint_help(*sub);
   sub->callback([o] {
     apply_threads(o->threads);
     const nlohmann::json settings = gather_settings(o->hparams, o->flags);

@@ -26,6 +26,8 @@ void add_distill(CLI::App& app);
 // Shared flag: --threads N (0 = all cores), applied before the command runs.
 void add_threads_flag(CLI::App& sub, int& threads);
 void apply_threads(int threads);
+// The --help footer of the trainers: when checkpoints are written, signals, exit codes, interrupted runs.
+void add_checkpoint_help(CLI::App& sub);
 // Shared flag: --chat-template NAME, a built-in chat format (ChatFormat::from_name) instead of the one that
 // tokenizer_config.json's chat_template names; empty when not given.
 void add_chat_template_flag(CLI::App& sub, std::string& name);

@@ -29,6 +29,15 @@ void add_threads_flag(CLI::App& sub, int& threads) {
 
 void apply_threads(int threads) { set_num_threads(threads); }
 
+void add_checkpoint_help(CLI::App& sub) {
+  sub.footer(
+      "Checkpoints: every --save-every steps, every --save-minutes (default 10), at the end, and on SIGINT/SIGTERM:\n"
+      "the current step finishes, a checkpoint is written and dseek exits with 130 (SIGINT) or 143 (SIGTERM); a\n"
+      "second signal quits at once. --resume RUN continues from the latest checkpoint, bit-identically. A run folder\n"
+      "without a complete checkpoint (stopped before its first save finished) is started over by the command that\n"
+      "created it (the same --out); stale temporary files are deleted on start and resume.");
+}
+
 void add_chat_template_flag(CLI::App& sub, std::string& name) {
   sub.add_option("--chat-template", name,
                  "Render chats with this built-in template instead of tokenizer_config.json's chat_template: " +

@@ -3,6 +3,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "train/run_loop.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"dseek: train, fine-tune and run DeepSeek-V2/V3-style models (MLA + DeepSeekMoE) and the dense\n"
@@ -33,6 +34,8 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const dseek::Interrupted& e) {
+    return 128 + e.signal;
   } catch (const dseek::Error& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "dseek: error: %s\n", e.what());

@@ -60,6 +60,7 @@ json GrpoConfig::to_json() const {
               {"eval_every", eval_every},
               {"eval_n", eval_n},
               {"save_every", save_every},
+              {"save_minutes", save_minutes},
               {"keep_checkpoints", keep_checkpoints},
               {"log_every", log_every},
               {"seed", seed},
@@ -108,6 +109,7 @@ GrpoConfig GrpoConfig::from_json(const json& j, const std::string& origin) {
   get("eval_every", c.eval_every);
   get("eval_n", c.eval_n);
   get("save_every", c.save_every);
+  get("save_minutes", c.save_minutes);
   get("keep_checkpoints", c.keep_checkpoints);
   get("log_every", c.log_every);
   get("seed", c.seed);
@@ -189,8 +191,7 @@ GrpoTrainer::GrpoTrainer(const std::string& run_dir, Model policy, std::optional
 
 std::unique_ptr<GrpoTrainer> GrpoTrainer::create(const std::string& run_dir, const std::string& model_dir,
                                                  const GrpoConfig& cfg) {
-  if (file_exists(path_join(run_dir, "latest")) || file_exists(path_join(run_dir, "metrics.jsonl")))
-    fail("{}: already holds a run; use --resume {} to continue it, or another --out", run_dir, run_dir);
+  RunDir(run_dir).start_new();
   const std::string dir = resolve_model_dir(model_dir);
   ModelConfig mc = ModelConfig::load(dir);
   Model policy = to_master_weights(Model::load(dir, LoadOptions{.mtp = mc.num_nextn_predict_layers > 0}));
@@ -209,7 +210,8 @@ std::unique_ptr<GrpoTrainer> GrpoTrainer::create(const std::string& run_dir, con
 std::unique_ptr<GrpoTrainer> GrpoTrainer::resume(const std::string& run_dir, const json& overrides) {
   RunDir rd(run_dir);
   const auto rp = rd.resume_point(
-      "grpo", overrides, {"steps", "time_limit", "save_every", "eval_every", "eval_n", "log_every", "keep_checkpoints"},
+      "grpo", overrides, {"steps", "time_limit", "save_every", "save_minutes", "eval_every", "eval_n", "log_every",
+                 "keep_checkpoints"},
       {"step", "cursor"});
   if (!rp.run.contains("tokenizer")) fail("{}: corrupted (no 'tokenizer')", rp.run_json);
   GrpoConfig cfg = GrpoConfig::from_json(rp.settings, rp.run_json);
@@ -456,8 +458,8 @@ void GrpoTrainer::train() {
   };
   m.eval_progress = [](const json& r) { return fmt::format(" | held-out acc {:.3f}", r["eval_accuracy"].get<double>()); };
   m.save = [&] { save_checkpoint(); };
-  run_loop(run_, RunLoopConfig{cfg_.steps, cfg_.eval_every, cfg_.log_every, cfg_.save_every, cfg_.time_limit}, m, step_,
-           elapsed_);
+  run_loop(run_, RunLoopConfig{cfg_.steps, cfg_.eval_every, cfg_.log_every, cfg_.save_every, cfg_.save_minutes, cfg_.time_limit},
+           m, step_, elapsed_);
 }
 
 }  // namespace dseek

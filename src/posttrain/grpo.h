@@ -33,6 +33,7 @@ struct GrpoConfig {
   OptimizerConfig opt{.lr = 1e-5, .weight_decay = 0.0, .schedule = "constant"};
   Precision precision = Precision::F32;
   int64_t eval_every = 0, eval_n = 128, save_every = 0, keep_checkpoints = 3, log_every = 1;
+  double save_minutes = 10;  // also checkpoint this often (wall time); 0: off
   uint64_t seed = 0;
   double time_limit = 0;
   nlohmann::json to_json() const;

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <string_view>
 
 #include "core/error.h"
 #include "core/fileio.h"
@@ -20,13 +21,81 @@ bool RunDir::has_checkpoint() const { return file_exists(path_join(path_, "lates
 
 std::string RunDir::latest_checkpoint() const {
   const std::string latest = path_join(path_, "latest");
-  if (!file_exists(latest)) fail("{}: no checkpoint yet (missing {})", path_, latest);
+  if (!file_exists(latest))
+    fail("{}: no complete checkpoint to resume (missing {}: the run stopped before its first checkpoint was written); "
+         "start it over with the command that created it (the same --out {})",
+         path_, latest, path_);
   std::string name = read_file(latest);
   while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
   if (name.empty() || name.find("..") != std::string::npos) fail("{}: does not name a checkpoint folder", latest);
   const std::string dir = path_join(path_, name);
   if (!is_directory(dir)) fail("{}: names {}, which does not exist", latest, dir);
   return dir;
+}
+
+namespace {
+
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// "step-00000012" -> 12; -1 for any other name (temporaries, trash).
+int64_t checkpoint_step(const std::string& name) {
+  if (name.rfind("step-", 0) != 0 || !all_digits(std::string_view(name).substr(5)) || name.size() > 23) return -1;
+  return std::stoll(name.substr(5));
+}
+
+// A file written by write_file_atomic that was never renamed into place: NAME.tmp.PID.
+bool is_temp_file(const std::string& name) {
+  const size_t p = name.rfind(".tmp.");
+  return p != std::string::npos && all_digits(std::string_view(name).substr(p + 5));
+}
+
+// A checkpoint being written (step-N.tmp) or being deleted (.trash-step-N).
+bool is_temp_checkpoint(const std::string& name) {
+  return name.rfind(".trash-", 0) == 0 || (name.rfind("step-", 0) == 0 && name.ends_with(".tmp"));
+}
+
+void remove_entries(const std::string& dir, const std::function<bool(const std::string&)>& stale) {
+  if (!is_directory(dir)) return;
+  std::vector<fs::path> doomed;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (stale(e.path().filename().string())) doomed.push_back(e.path());
+  std::error_code ec;
+  for (const auto& p : doomed) fs::remove_all(p, ec);
+}
+
+// Renames a checkpoint folder to a trash name, then deletes it: a kill midway leaves only trash.
+void discard_checkpoint(const std::string& ckdir, const std::string& name) {
+  const std::string dir = path_join(ckdir, name), trash = path_join(ckdir, ".trash-" + name);
+  std::error_code ec;
+  fs::remove_all(trash, ec);
+  fs::rename(dir, trash, ec);
+  if (ec) fail("{}: cannot move aside to delete it: {}", dir, ec.message());
+  fs::remove_all(trash, ec);
+}
+
+}  // namespace
+
+void RunDir::remove_stale_temporaries() const {
+  remove_entries(path_, is_temp_file);
+  remove_entries(path_join(path_, "reference"), is_temp_file);
+  remove_entries(path_join(path_, "checkpoints"), is_temp_checkpoint);
+}
+
+void RunDir::start_new() const {
+  if (file_exists(path_join(path_, "latest")))
+    fail("{}: already holds a run; use --resume {} to continue it, or another --out", path_, path_);
+  const char* run_files[] = {"run.json", "metrics.jsonl", "checkpoints", "reference", "loss.svg", "expert_load.svg",
+                             "expert_load_last.svg", "reward.svg", "kl.svg"};
+  // run.json or metrics.jsonl mark a run; other folders keep their files
+  if (file_exists(path_join(path_, "run.json")) || file_exists(metrics_path())) {
+    std::fprintf(stderr, "%s: holds a run that stopped before its first checkpoint; starting it over\n", path_.c_str());
+    std::error_code ec;
+    for (const char* f : run_files) fs::remove_all(path_join(path_, f), ec);
+  }
+  remove_stale_temporaries();
+  make_dirs(path_);
 }
 
 void RunDir::log(const json& record) {
@@ -65,19 +134,29 @@ std::string RunDir::save_checkpoint(int64_t step, const std::function<void(const
   fs::remove_all(tmp, ec);
   make_dirs(tmp);
   fill(tmp);
-  fs::remove_all(final_dir, ec);
+  if (file_exists(final_dir)) discard_checkpoint(ckdir, name);
   fs::rename(tmp, final_dir, ec);
   if (ec) fail("{}: cannot rename checkpoint into place: {}", final_dir, ec.message());
   write_file_atomic(path_join(path_, "latest"), "checkpoints/" + name + "\n");
-  // prune older complete checkpoints
-  std::vector<std::string> all;
-  for (const auto& e : fs::directory_iterator(ckdir)) {
-    const std::string n = e.path().filename().string();
-    if (n.rfind("step-", 0) == 0 && n.find(".tmp") == std::string::npos) all.push_back(n);
-  }
-  std::sort(all.begin(), all.end());
-  for (size_t i = 0; keep > 0 && i + size_t(keep) < all.size(); i++) fs::remove_all(path_join(ckdir, all[i]), ec);
+  prune_checkpoints(ckdir, step, keep);
   return final_dir;
+}
+
+void RunDir::prune_checkpoints(const std::string& ckdir, int64_t newest, int keep) {
+  if (keep <= 0) return;
+  std::vector<std::pair<int64_t, std::string>> older;  // the other complete checkpoints
+  for (const auto& e : fs::directory_iterator(ckdir)) {
+    std::string n = e.path().filename().string();
+    const int64_t s = checkpoint_step(n);
+    if (s >= 0 && s != newest) older.emplace_back(s, std::move(n));
+  }
+  std::sort(older.begin(), older.end());
+  int64_t kept = 1;  // `newest` itself
+  for (auto it = older.rbegin(); it != older.rend(); ++it) {
+    // folders past `newest` are left from a timeline that was resumed from an earlier checkpoint
+    if (it->first < newest && kept < keep) kept++;
+    else discard_checkpoint(ckdir, it->second);
+  }
 }
 
 RunDir::ResumePoint RunDir::resume_point(const std::string& settings_key, const json& overrides,
@@ -86,6 +165,7 @@ RunDir::ResumePoint RunDir::resume_point(const std::string& settings_key, const 
   ResumePoint rp;
   rp.run_json = path_join(path_, "run.json");
   if (!file_exists(rp.run_json)) fail("{}: not a run folder (missing run.json)", path_);
+  remove_stale_temporaries();
   rp.run = json::parse(read_file(rp.run_json), nullptr, false);
   if (rp.run.is_discarded() || !rp.run.is_object() || !rp.run.contains(settings_key))
     fail("{}: corrupted (not a JSON object with '{}')", rp.run_json, settings_key);

@@ -2,6 +2,10 @@
 // RUN/checkpoints/step-NNNNNNNN/ (a complete Hugging Face model folder plus optimizer and trainer state),
 // RUN/latest naming the newest complete checkpoint. Checkpoints are written into a temporary folder that is
 // renamed into place, and `latest` is replaced atomically, so an interrupted save never hides the previous one.
+// Old checkpoints are renamed to a trash name before they are deleted, so a half-deleted folder is never taken
+// for a checkpoint. Temporaries a killed process left (`*.tmp.PID` files, `step-N.tmp` and trash folders) are
+// deleted when a run starts or resumes. A folder without `latest` (stopped before its first checkpoint was
+// complete) holds nothing to resume: starting it again with --out starts the run over.
 #pragma once
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -18,6 +22,12 @@ class RunDir {
   std::string latest_checkpoint() const;  // folder named by RUN/latest; error if none
   bool has_checkpoint() const;
 
+  // Prepares the folder for a new run: an error if it holds a checkpoint; the files of a run that stopped before
+  // its first checkpoint (metrics, charts, run.json, partial checkpoints) are deleted.
+  void start_new() const;
+  // Deletes the temporaries a killed process left behind (run folder, checkpoints/, reference/).
+  void remove_stale_temporaries() const;
+
   // Appends one record and flushes.
   void log(const nlohmann::json& record);
   // Keeps only records with step <= `step` (used when resuming from an earlier checkpoint).
@@ -25,7 +35,7 @@ class RunDir {
   std::vector<nlohmann::json> read_metrics() const;
 
   // Writes a checkpoint for `step` via `fill(dir)` into a temporary folder, renames it into place, points
-  // `latest` at it and deletes all but the newest `keep` checkpoints.
+  // `latest` at it and deletes all but the newest `keep` checkpoints (keep <= 0: all).
   std::string save_checkpoint(int64_t step, const std::function<void(const std::string& dir)>& fill, int keep);
 
   // Redraws loss.svg and expert_load.svg (or reward.svg and kl.svg) from metrics.jsonl.
@@ -42,6 +52,8 @@ class RunDir {
                            const std::vector<std::string>& allowed, const std::vector<std::string>& state_keys) const;
 
  private:
+  // Deletes all but the newest `keep` checkpoints up to `newest`, and any past it.
+  static void prune_checkpoints(const std::string& ckdir, int64_t newest, int keep);
   std::string path_;
 };
 

@@ -1,6 +1,8 @@
 // The loop every training method runs (pretraining, SFT, distillation, GRPO): steps up to a target or a time limit,
 // evaluation every N steps and at the end, one metrics.jsonl record per step, a progress line every N steps with the
-// ETA, checkpoints every N steps and at the end, charts. A method supplies what one step and one evaluation are.
+// ETA, checkpoints every N steps, every M minutes and at the end, charts. A method supplies what one step and one
+// evaluation are. SIGINT or SIGTERM during the loop finishes the current step, writes a checkpoint and throws
+// Interrupted (the process exits with 128 + signal: 130, 143); a second signal ends the process at once.
 #pragma once
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -10,11 +12,17 @@
 
 namespace dseek {
 
+// Thrown by run_loop after a SIGINT/SIGTERM stop wrote its checkpoint; main exits with 128 + signal.
+struct Interrupted {
+  int signal;
+};
+
 struct RunLoopConfig {
   int64_t steps = 0;          // target step
   int64_t eval_every = 0;     // 0: no evaluation
   int64_t log_every = 1;      // progress line cadence
-  int64_t save_every = 0;     // 0: only at the end
+  int64_t save_every = 0;     // 0: no step cadence
+  double save_minutes = 0;    // also checkpoint when this long passed since the last one; 0: off
   double time_limit = 0;      // seconds of this session; 0: none
 };
 

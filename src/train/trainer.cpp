@@ -40,6 +40,7 @@ json TrainConfig::to_json() const {
               {"decay_fraction", opt.decay_fraction},
               {"decay_steps", decay_steps},
               {"save_every", save_every},
+              {"save_minutes", save_minutes},
               {"keep_checkpoints", keep_checkpoints},
               {"eval_every", eval_every},
               {"eval_batches", eval_batches},
@@ -73,6 +74,7 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& origin) {
   num("decay_fraction", c.opt.decay_fraction);
   num("decay_steps", c.decay_steps);
   num("save_every", c.save_every);
+  num("save_minutes", c.save_minutes);
   num("keep_checkpoints", c.keep_checkpoints);
   num("eval_every", c.eval_every);
   num("eval_batches", c.eval_batches);
@@ -134,9 +136,7 @@ Trainer::Trainer(const std::string& run_dir, Model model, const DataSpec& data, 
 
 std::unique_ptr<Trainer> Trainer::create(const std::string& run_dir, Model init, const DataSpec& data,
                                          const TrainConfig& cfg) {
-  if (file_exists(path_join(run_dir, "latest")) || file_exists(path_join(run_dir, "metrics.jsonl")))
-    fail("{}: already holds a run; use --resume {} to continue it, or another --out", run_dir, run_dir);
-  make_dirs(run_dir);
+  RunDir(run_dir).start_new();
   TrainConfig c = cfg;
   if (c.decay_steps == 0) c.decay_steps = c.steps;
   DataSpec d = data;
@@ -151,7 +151,8 @@ std::unique_ptr<Trainer> Trainer::create(const std::string& run_dir, Model init,
 std::unique_ptr<Trainer> Trainer::resume(const std::string& run_dir, const json& overrides) {
   RunDir rd(run_dir);
   const auto rp = rd.resume_point("train", overrides,
-                                  {"steps", "time_limit", "save_every", "eval_every", "log_every", "keep_checkpoints"},
+                                  {"steps", "time_limit", "save_every", "save_minutes", "eval_every", "log_every",
+                                   "keep_checkpoints"},
                                   {"step", "data_state"});
   if (!rp.run.contains("data")) fail("{}: corrupted (no 'data')", rp.run_json);
   TrainConfig cfg = TrainConfig::from_json(rp.settings, rp.run_json);
@@ -318,8 +319,8 @@ void Trainer::train() {
                               : fmt::format(" | val {:.4f}", r["val_loss"].get<double>());
   };
   m.save = [&] { save_checkpoint(); };
-  run_loop(run_, RunLoopConfig{cfg_.steps, cfg_.eval_every, cfg_.log_every, cfg_.save_every, cfg_.time_limit}, m, step_,
-           elapsed_);
+  run_loop(run_, RunLoopConfig{cfg_.steps, cfg_.eval_every, cfg_.log_every, cfg_.save_every, cfg_.save_minutes, cfg_.time_limit},
+           m, step_, elapsed_);
 }
 
 }  // namespace dseek

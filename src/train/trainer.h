@@ -22,6 +22,7 @@ struct TrainConfig {
   OptimizerConfig opt{.lr = 3e-4, .schedule = "constant"};
   int64_t decay_steps = 0;  // cosine / wsd horizon; 0: `steps` of the run when it was created
   int64_t save_every = 0, keep_checkpoints = 3;
+  double save_minutes = 10;  // also checkpoint this often (wall time); 0: off
   int64_t eval_every = 0, eval_batches = 8, log_every = 1;
   Precision precision = Precision::F32;  // of the products (F32 master weights either way)
   double mtp_lambda = 0.3;
@@ -35,11 +36,11 @@ struct TrainConfig {
 
 class Trainer {
  public:
-  // A new run in `run_dir` (must not hold a run yet) from an initial model.
+  // A new run in `run_dir` (must not hold a checkpoint yet; a run without one is started over) from an initial model.
   static std::unique_ptr<Trainer> create(const std::string& run_dir, Model init, const DataSpec& data,
                                          const TrainConfig& cfg);
   // Continues the run in `run_dir` from its latest checkpoint. `overrides` may change steps, time_limit,
-  // save_every, eval_every, log_every and keep_checkpoints; everything else is the run's own.
+  // save_every, save_minutes, eval_every, log_every and keep_checkpoints; everything else is the run's own.
   static std::unique_ptr<Trainer> resume(const std::string& run_dir, const nlohmann::json& overrides);
 
   void train();
