@@ -10,6 +10,7 @@
 
 #include "model/model.h"
 #include "posttrain/grpo_loss.h"
+#include "posttrain/prompts_task.h"
 #include "posttrain/reward_command.h"
 #include "posttrain/task.h"
 #include "tokenizer/tokenizer.h"
@@ -68,9 +69,5 @@ class GrpoTrainer {
   uint64_t cursor_ = 0;  // next training example
   double elapsed_ = 0;
 };
-
-// A task from a prompts file: {"prompt", "answer"} per line; accuracy compares the extracted answer with
-// "answer" (as integers when both parse, else as trimmed text); format as the built-in tasks.
-std::unique_ptr<Task> load_prompts_task(const std::string& path);
 
 }  // namespace dseek
