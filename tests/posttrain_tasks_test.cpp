@@ -17,19 +17,9 @@ namespace dseek {
 namespace {
 
 using test::CommandResult;
+using test::error_of;
 using test::run_dseek;
 using test::TempDir;
-
-// Message of the dseek::Error that `f` throws ("" when it does not throw).
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 // The problem an example poses, independent of how the prompt words it.
 std::string problem_key(const std::string& task, const TaskExample& ex) {

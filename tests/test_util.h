@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <string>
 
+#include "core/error.h"
+
 namespace dseek::test {
 
 // ../shared next to the project (DSEEK_SHARED overrides).
@@ -33,6 +35,17 @@ struct TempDir {
     return c;
   }
 };
+
+// Message of the dseek::Error that `f` throws ("" when it does not throw).
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 struct CommandResult {
   int status;

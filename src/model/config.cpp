@@ -353,8 +353,10 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& origin) {
   if (r.string("hidden_act", "silu") != "silu")
     fail("{}: field 'hidden_act': only 'silu' is supported, got '{}'", origin, r.string("hidden_act", ""));
 
+  // Sizes are bounded so that products of two of them (weight shapes, cache rows) fit in int64.
   auto positive = [&](int64_t v, const char* name) {
     if (v <= 0) fail("{}: field '{}' must be positive, got {}", origin, name, v);
+    if (v > INT32_MAX) fail("{}: field '{}' is too large, got {} (at most {})", origin, name, v, INT32_MAX);
   };
   positive(c.vocab_size, "vocab_size");
   positive(c.hidden_size, "hidden_size");
@@ -408,6 +410,7 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& origin) {
   positive(c.v_head_dim, "v_head_dim");
   positive(c.moe_layer_freq, "moe_layer_freq");
   if (c.q_lora_rank < 0) fail("{}: field 'q_lora_rank' must be positive or null", origin);
+  if (c.q_lora_rank > 0) positive(c.q_lora_rank, "q_lora_rank");
   if (c.qk_rope_head_dim % 2) fail("{}: field 'qk_rope_head_dim' must be even, got {}", origin, c.qk_rope_head_dim);
   if (c.first_k_dense_replace < 0) fail("{}: field 'first_k_dense_replace' must be >= 0", origin);
   if (c.num_nextn_predict_layers < 0) fail("{}: field 'num_nextn_predict_layers' must be >= 0", origin);
@@ -415,8 +418,8 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& origin) {
   if (c.n_routed_experts * c.num_hidden_layers > (int64_t(1) << 17))
     fail("{}: n_routed_experts {} x num_hidden_layers {} is beyond the {} experts dseek accepts", origin,
          c.n_routed_experts, c.num_hidden_layers, int64_t(1) << 17);
-  bool any_dense = false;
-  for (int64_t l = 0; l < c.num_hidden_layers && !any_dense; l++) any_dense |= !c.is_moe_layer(l);
+  // Layer 0 is dense unless MoE starts there; then layer 1 is dense when moe_layer_freq skips it.
+  const bool any_dense = !c.is_moe_layer(0) || (c.num_hidden_layers > 1 && !c.is_moe_layer(1));
   if (any_dense) positive(c.intermediate_size, "intermediate_size");
   if (c.n_routed_experts < 0) fail("{}: field 'n_routed_experts' must be >= 0", origin);
   if (c.n_routed_experts > 0) {

@@ -46,9 +46,15 @@ std::unique_ptr<BpeModel> BpeModel::from_json(const json& m, const std::string& 
   auto bpe = std::make_unique<BpeModel>();
   if (!m.contains("vocab") || !m["vocab"].is_object()) fail("{}.vocab: expected an object of token -> id", where);
   int64_t max_id = -1;
+  // The id -> token table is sized by the largest id, so ids may leave only a bounded gap above the count.
+  constexpr int64_t kMaxIdGap = 1 << 16;
+  const int64_t id_limit = int64_t(m["vocab"].size()) + kMaxIdGap;
   for (auto& [token, id] : m["vocab"].items()) {
     if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX)
       fail("{}.vocab: token '{}' has an invalid id {}", where, token, id.dump());
+    if (id.get<int64_t>() >= id_limit)
+      fail("{}.vocab: token '{}' has id {}, more than {} above the {} vocab entries", where, token, id.dump(),
+           kMaxIdGap, m["vocab"].size());
     bpe->vocab_[token] = int32_t(id.get<int64_t>());
     max_id = std::max<int64_t>(max_id, id.get<int64_t>());
   }

@@ -43,10 +43,15 @@ PostProcessor PostProcessor::from_json(const json& j, const std::string& where) 
         if (seen_sequence) fail("{}: the single template holds the sequence twice", at);
         seen_sequence = true;
       } else if (item.contains("SpecialToken") && item["SpecialToken"].contains("id")) {
+        if (!item["SpecialToken"]["id"].is_string()) fail("{}.SpecialToken.id: expected a string", at);
         std::string name = item["SpecialToken"]["id"].get<std::string>();
         if (!specials.contains(name) || !specials[name].contains("ids") || !specials[name]["ids"].is_array())
           fail("{}: special token '{}' is not in special_tokens", at, name);
-        for (const json& id : specials[name]["ids"]) (seen_sequence ? p.suffix : p.prefix).push_back(id.get<int32_t>());
+        for (const json& id : specials[name]["ids"]) {
+          if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX)
+            fail("{}.special_tokens.{}.ids: expected token ids, got {}", where, name, id.dump());
+          (seen_sequence ? p.suffix : p.prefix).push_back(id.get<int32_t>());
+        }
       } else {
         fail("{}: expected {{\"Sequence\": ...}} or {{\"SpecialToken\": ...}}", at);
       }
