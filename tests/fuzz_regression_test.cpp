@@ -1,5 +1,5 @@
-// Inputs found with the fuzz harnesses (fuzz/, docs/reliability.md) that crashed, hung, overflowed or escaped as
-// a raw nlohmann::json exception; each must now be a dseek::Error naming the file and field.
+// Inputs that crashed, hung, overflowed or escaped as a raw nlohmann::json exception when replayed through the
+// fuzz harnesses (fuzz/, docs/reliability.md); each must now be a dseek::Error naming the file and field.
 #include <nlohmann/json.hpp>
 #include <string>
 
