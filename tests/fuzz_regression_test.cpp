@@ -61,7 +61,9 @@ TEST(FuzzRegression, HugeLayerCountIsAnErrorNotALoop) {
   json j = moe_config();
   j["num_hidden_layers"] = 1000000000000000;  // all MoE: checking for a dense layer looped over every layer
   EXPECT_EQ(config_error(j), "c.json: field 'num_hidden_layers' is too large, got 1000000000000000 (at most 2147483647)");
-  j["num_hidden_layers"] = 2147483647;
+  j["num_hidden_layers"] = 2147483647;  // representable, but beyond the layer bound
+  EXPECT_EQ(config_error(j), "c.json: field 'num_hidden_layers' is 2147483647, beyond the largest dseek accepts (4096)");
+  j["num_hidden_layers"] = 4096;
   EXPECT_EQ(config_error(j), "");
   // Dense layers (which need intermediate_size) are still found: layer 1 when moe_layer_freq is 2.
   j["moe_layer_freq"] = 2;
