@@ -134,12 +134,8 @@ TEST(DenseConfig, FieldsThatDoNotFitAreNamed) {
   auto error_of = [&](const std::function<void(nlohmann::json&)>& edit) -> std::string {
     nlohmann::json j = base;
     edit(j);
-    try {
-      ModelConfig::from_json(j, "cfg.json");
-    } catch (const Error& e) {
-      return e.what();
-    }
-    return "(accepted)";
+    const std::string e = test::error_of([&] { ModelConfig::from_json(j, "cfg.json"); });
+    return e.empty() ? "(accepted)" : e;
   };
   EXPECT_EQ(error_of([](auto&) {}), "(accepted)");
   EXPECT_PRED2(mentions, error_of([](auto& j) { j["use_sliding_window"] = true; }), ("'use_sliding_window'"));

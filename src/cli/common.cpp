@@ -1,6 +1,6 @@
 #include "cli/commands.h"
 
-#include <cmath>
+#include <algorithm>
 
 #include "core/error.h"
 #include "core/threads.h"
@@ -9,13 +9,13 @@
 namespace dseek::cli {
 
 void check_sampling_flags(const SamplingParams& sp) {
-  if (!(std::isfinite(sp.temperature) && sp.temperature >= 0))
-    fail("--temperature: must be a finite number >= 0 (0: greedy), got {}", sp.temperature);
-  if (sp.top_k < 0) fail("--top-k: must be >= 0 (0: off), got {}", sp.top_k);
-  if (!(sp.top_p > 0 && sp.top_p <= 1)) fail("--top-p: must be in (0, 1] (1: off), got {}", sp.top_p);
+  // the flag is stricter than the sampler, which caps min_p above 1 at the top token
   if (!(sp.min_p >= 0 && sp.min_p <= 1)) fail("--min-p: must be in [0, 1] (0: off), got {}", sp.min_p);
-  if (!(std::isfinite(sp.repetition_penalty) && sp.repetition_penalty > 0))
-    fail("--repetition-penalty: must be a finite number > 0 (1: off), got {}", sp.repetition_penalty);
+  check_sampling_params(sp, [](std::string_view param) {
+    std::string flag = "--" + std::string(param) + ":";
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    return flag;
+  });
 }
 
 void check_max_tokens(int64_t max_tokens, const char* flag) {

@@ -16,15 +16,20 @@ float log_softmax_at(const float* logits, int64_t vocab, int32_t token) {
   return float(double(logits[token] - mx) - std::log(sum));
 }
 
-Sampler::Sampler(SamplingParams p) : p_(p), rng_(p.seed) {
+void check_sampling_params(const SamplingParams& p, const std::function<std::string(std::string_view)>& named) {
   if (!(std::isfinite(p.temperature) && p.temperature >= 0))
-    fail("sampling: temperature must be a finite number >= 0 (0: greedy), got {}", p.temperature);
-  if (!(p.top_p > 0 && p.top_p <= 1)) fail("sampling: top_p must be in (0, 1] (1: off), got {}", p.top_p);
+    fail("{} must be a finite number >= 0 (0: greedy), got {}", named("temperature"), p.temperature);
+  if (!(p.top_p > 0 && p.top_p <= 1)) fail("{} must be in (0, 1] (1: off), got {}", named("top_p"), p.top_p);
   // min_p above 1 keeps only the top token (the cut is capped at p_max)
-  if (!(p.min_p >= 0 && std::isfinite(p.min_p))) fail("sampling: min_p must be a finite number >= 0 (0: off), got {}", p.min_p);
-  if (p.top_k < 0) fail("sampling: top_k must be >= 0 (0: off), got {}", p.top_k);
+  if (!(p.min_p >= 0 && std::isfinite(p.min_p)))
+    fail("{} must be a finite number >= 0 (0: off), got {}", named("min_p"), p.min_p);
+  if (p.top_k < 0) fail("{} must be >= 0 (0: off), got {}", named("top_k"), p.top_k);
   if (!(std::isfinite(p.repetition_penalty) && p.repetition_penalty > 0))
-    fail("sampling: repetition_penalty must be a finite number > 0 (1: off), got {}", p.repetition_penalty);
+    fail("{} must be a finite number > 0 (1: off), got {}", named("repetition_penalty"), p.repetition_penalty);
+}
+
+Sampler::Sampler(SamplingParams p) : p_(p), rng_(p.seed) {
+  check_sampling_params(p, [](std::string_view param) { return "sampling: " + std::string(param); });
 }
 
 int32_t Sampler::sample(float* logits, int64_t V, const std::vector<int32_t>& context) {

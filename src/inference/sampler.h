@@ -1,6 +1,9 @@
 // Next-token sampling: repetition penalty, temperature, top-k, top-p (nucleus), min-p; greedy at temperature 0.
 #pragma once
 #include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/rng.h"
@@ -15,6 +18,10 @@ struct SamplingParams {
   float repetition_penalty = 1.0f; // 1: off; CTRL-style on logits of tokens seen in the context
   uint64_t seed = 0;
 };
+
+// Checks every parameter's range; an out-of-range one is an error "<named(param)> must be <range>, got <value>",
+// where `named` turns the parameter ("top_p") into how the caller's user knows it ("sampling: top_p", "--top-p:").
+void check_sampling_params(const SamplingParams& p, const std::function<std::string(std::string_view)>& named);
 
 class Sampler {
  public:

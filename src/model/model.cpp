@@ -99,11 +99,12 @@ void check_all_used(const ModelConfig& c, const WeightFiles& files, const std::s
   std::vector<std::string> unused;
   for (const std::string& n : files.names()) {
     if (used.count(n)) continue;
-    if (!mtp && layer_index(n) >= c.num_hidden_layers) continue;  // MTP layers, not loaded for inference
+    const bool mtp_layer = layer_index(n) >= c.num_hidden_layers;
+    if (!mtp && mtp_layer) continue;  // MTP layers, not loaded for inference
     if (n.ends_with("rotary_emb.inv_freq")) continue;  // recomputed from the config
     if (c.tie_word_embeddings && n == "lm_head.weight") continue;  // tied: the embedding is the head
     // DeepSeek-V3 checkpoints repeat the shared embedding and head inside each MTP layer
-    if (layer_index(n) >= c.num_hidden_layers && (n.ends_with(".embed_tokens.weight") || n.ends_with(".shared_head.head.weight")))
+    if (mtp_layer && (n.ends_with(".embed_tokens.weight") || n.ends_with(".shared_head.head.weight")))
       continue;
     unused.push_back(n);
   }

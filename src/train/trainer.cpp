@@ -121,7 +121,8 @@ Trainer::Trainer(const std::string& run_dir, Model model, const DataSpec& data, 
   const ModelConfig& c = model_.config;
   if (!cfg_.seq_len_given && cfg_.seq_len > c.max_position_embeddings) {
     cfg_.seq_len = c.max_position_embeddings;  // the default follows the model (a model built for 128 positions)
-    std::fprintf(stderr, "--seq-len: %lld (the model's max_position_embeddings; the default is 256)\n", (long long)cfg_.seq_len);
+    std::fprintf(stderr, "--seq-len: %lld (the model's max_position_embeddings; the default is %lld)\n",
+                 (long long)cfg_.seq_len, (long long)TrainConfig{}.seq_len);
   }
   if (cfg_.seq_len > c.max_position_embeddings)
     fail("--seq-len {} exceeds max_position_embeddings {}", cfg_.seq_len, c.max_position_embeddings);
