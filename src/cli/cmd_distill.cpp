@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 #include "cli/settings.h"
 #include "core/error.h"
+#include "core/json_util.h"
 #include "posttrain/distill.h"
 
 namespace dseek::cli {
@@ -46,7 +47,7 @@ void add_distill(CLI::App& app) {
     o->c.rejection = !o->keep_all;
     nlohmann::json settings = gather_settings(o->hparams, o->flags);
     if (o->c.top_k > 0 && !settings.contains("distill_weight")) settings["distill_weight"] = 1.0;
-    o->c.train = TrainConfig::from_json(settings, o->hparams.empty() ? "flags" : o->hparams);
+    o->c.train = TrainConfig::from_json(settings, o->hparams.empty() ? kFlagsOrigin : o->hparams);
     DistillStats st = distill(o->c);
     if (st.generated > 0)
       std::printf("teacher: %lld samples, %lld kept (sample accuracy %.3f); student trained in %s/student\n",

@@ -2,6 +2,7 @@
 #include "cli/commands.h"
 #include "cli/settings.h"
 #include "core/error.h"
+#include "core/json_util.h"
 #include "posttrain/grpo.h"
 
 namespace dseek::cli {
@@ -74,7 +75,7 @@ void add_grpo(CLI::App& app) {
       t = GrpoTrainer::resume(o->resume, settings);
     } else {
       if (o->model.empty() || o->out.empty()) fail("--model and --out are required");
-      t = GrpoTrainer::create(o->out, o->model, GrpoConfig::from_json(settings, o->hparams.empty() ? "flags" : o->hparams));
+      t = GrpoTrainer::create(o->out, o->model, GrpoConfig::from_json(settings, o->hparams.empty() ? kFlagsOrigin : o->hparams));
     }
     t->train();
   });

@@ -2,6 +2,7 @@
 #include "cli/commands.h"
 #include "cli/settings.h"
 #include "core/error.h"
+#include "core/json_util.h"
 #include "train/trainer.h"
 
 namespace dseek::cli {
@@ -34,7 +35,7 @@ void add_sft(CLI::App& app) {
       t = Trainer::resume(o->resume, settings);
     } else {
       if (o->model.empty() || o->data.empty() || o->out.empty()) fail("--model, --data and --out are required");
-      TrainConfig cfg = TrainConfig::from_json(settings, o->hparams.empty() ? "flags" : o->hparams);
+      TrainConfig cfg = TrainConfig::from_json(settings, o->hparams.empty() ? kFlagsOrigin : o->hparams);
       DataSpec data;
       data.kind = "chat";
       data.path = o->data;

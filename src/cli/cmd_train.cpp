@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 #include "cli/settings.h"
 #include "core/error.h"
+#include "core/json_util.h"
 #include "train/trainer.h"
 
 namespace dseek::cli {
@@ -37,7 +38,7 @@ void add_train(CLI::App& app) {
       if (o->config.empty() == o->model.empty()) fail("give exactly one of --config (new model) or --model (start from weights)");
       if (o->data.empty()) fail("--data is required");
       if (o->out.empty()) fail("--out is required");
-      TrainConfig cfg = TrainConfig::from_json(settings, o->hparams.empty() ? "flags" : o->hparams);
+      TrainConfig cfg = TrainConfig::from_json(settings, o->hparams.empty() ? kFlagsOrigin : o->hparams);
       Model init = o->config.empty() ? Model::load(o->model, LoadOptions{.mtp = true})
                                      : Model::random(ModelConfig::load(o->config), cfg.seed);
       DataSpec data;

@@ -20,6 +20,14 @@ void for_each_json_line(const std::string& path, const std::function<void(const 
   }
 }
 
+std::string setting_name(const std::string& origin, std::string_view key) {
+  std::string flag = "--" + std::string(key);
+  for (char& ch : flag)
+    if (ch == '_') ch = '-';
+  if (origin == kFlagsOrigin) return flag;
+  return fmt::format("{}: setting '{}' ({})", origin, key, flag);
+}
+
 void check_known_keys(const nlohmann::json& j, const nlohmann::json& known, const std::string& origin, const char* what) {
   if (!j.is_object()) fail("{}: {} must be a JSON object", origin, what);
   for (auto it = j.begin(); it != j.end(); ++it)

@@ -97,7 +97,8 @@ GrpoConfig GrpoConfig::from_json(const json& j, const std::string& origin) {
   get("scale_rewards", c.loss.scale_std);
   std::string norm = c.loss.token_level ? "token" : "sequence";
   get("loss_normalization", norm);
-  if (norm != "token" && norm != "sequence") fail("{}: loss_normalization must be token or sequence", origin);
+  if (norm != "token" && norm != "sequence")
+    fail("{}: must be token or sequence, got '{}'", setting_name(origin, "loss_normalization"), norm);
   c.loss.token_level = norm == "token";
   get("lr", c.opt.lr);
   get("weight_decay", c.opt.weight_decay);
@@ -114,13 +115,21 @@ GrpoConfig GrpoConfig::from_json(const json& j, const std::string& origin) {
   get("log_every", c.log_every);
   get("seed", c.seed);
   get("time_limit", c.time_limit);
-  if (c.task.empty() == c.prompts_file.empty()) fail("{}: give exactly one of a task or a prompts file", origin);
-  if (c.group_size < 2) fail("{}: group_size must be at least 2 (advantages compare completions of a prompt)", origin);
-  if (c.prompts_per_step < 1 || c.mu < 1 || c.micro_batch < 1 || c.max_new_tokens < 1 || c.log_every < 1)
-    fail("{}: prompts_per_step, mu, micro_batch, max_new_tokens and log_every must be positive", origin);
-  if (c.loss.eps_low < 0 || c.loss.eps_high < c.loss.eps_low) fail("{}: need 0 <= epsilon <= epsilon_high", origin);
-  if (c.loss.beta < 0) fail("{}: beta must be >= 0", origin);
-  c.precision = resolve_precision(precision, fmt::format("{}: precision", origin));
+  if (c.task.empty() == c.prompts_file.empty())
+    fail("{}: give exactly one of a task (--task) or a prompts file (--prompts)", origin);
+  if (c.group_size < 2)
+    fail("{}: must be at least 2 (advantages compare completions of a prompt), got {}", setting_name(origin, "group_size"),
+         c.group_size);
+  const std::pair<const char*, int64_t> positive[] = {{"prompts_per_step", c.prompts_per_step}, {"mu", c.mu},
+                                                      {"micro_batch", c.micro_batch}, {"max_new_tokens", c.max_new_tokens},
+                                                      {"log_every", c.log_every}};
+  for (const auto& [key, v] : positive)
+    if (v < 1) fail("{}: must be positive, got {}", setting_name(origin, key), v);
+  if (c.loss.eps_low < 0 || c.loss.eps_high < c.loss.eps_low)
+    fail("{} and {}: need 0 <= epsilon <= epsilon_high, got {} and {}", setting_name(origin, "epsilon"),
+         setting_name(origin, "epsilon_high"), c.loss.eps_low, c.loss.eps_high);
+  if (c.loss.beta < 0) fail("{}: must be >= 0, got {}", setting_name(origin, "beta"), c.loss.beta);
+  c.precision = resolve_precision(precision, setting_name(origin, "precision"));
   return c;
 }
 

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/fileio.h"
+#include "core/json_util.h"
 #include "train/svg.h"
 
 namespace dseek {
@@ -172,7 +173,8 @@ RunDir::ResumePoint RunDir::resume_point(const std::string& settings_key, const 
   rp.settings = rp.run[settings_key];
   for (auto it = overrides.begin(); it != overrides.end(); ++it) {
     if (std::find(allowed.begin(), allowed.end(), it.key()) == allowed.end())
-      fail("--{}: cannot be changed when resuming (the run's settings are in {})", it.key(), rp.run_json);
+      fail("{}: cannot be changed when resuming (the run's settings are in {})", setting_name(kFlagsOrigin, it.key()),
+           rp.run_json);
     rp.settings[it.key()] = it.value();
   }
   rp.checkpoint = latest_checkpoint();

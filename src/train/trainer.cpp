@@ -88,17 +88,17 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& origin) {
   std::string precision(precision_name(c.precision));
   num("precision", precision);
   auto positive = [&](int64_t v, const char* k) {
-    if (v <= 0) fail("{}: setting '{}' must be positive", origin, k);
+    if (v <= 0) fail("{}: must be positive, got {}", setting_name(origin, k), v);
   };
   positive(c.batch_size, "batch_size");
   positive(c.seq_len, "seq_len");
   positive(c.grad_accum, "grad_accum");
   positive(c.log_every, "log_every");
-  if (c.steps < 0) fail("{}: setting 'steps' must be >= 0", origin);
-  if (!(c.opt.lr > 0)) fail("{}: setting 'lr' must be positive", origin);
-  c.precision = resolve_precision(precision, fmt::format("{}: setting 'precision'", origin));
+  if (c.steps < 0) fail("{}: must be >= 0, got {}", setting_name(origin, "steps"), c.steps);
+  if (!(c.opt.lr > 0)) fail("{}: must be positive, got {}", setting_name(origin, "lr"), c.opt.lr);
+  c.precision = resolve_precision(precision, setting_name(origin, "precision"));
   if (c.opt.schedule != "constant" && c.opt.schedule != "cosine" && c.opt.schedule != "wsd")
-    fail("{}: setting 'schedule' must be constant, cosine or wsd", origin);
+    fail("{}: must be constant, cosine or wsd, got '{}'", setting_name(origin, "schedule"), c.opt.schedule);
   return c;
 }
 
