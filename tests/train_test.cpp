@@ -137,13 +137,6 @@ TEST(Trainer, ResumeReproducesTheUninterruptedRunExactly) {
   EXPECT_EQ(metrics(d / "full").size(), 8u);
 }
 
-TEST(Cli, BareCommandListsTheSubcommands) {
-  auto r = test::run_dseek("");
-  EXPECT_EQ(r.status, 0) << r.out;
-  for (const char* c : {"generate", "train", "sft", "grpo", "distill", "eval", "logits"})
-    EXPECT_NE(r.out.find(std::string("  ") + c), std::string::npos) << c << " missing from:\n" << r.out;
-}
-
 TEST(Trainer, CorruptedOrHalfWrittenCheckpointGivesClearError) {
   test::TempDir d;
   const std::string data = make_data(d), cfg = test::source_dir() + "/configs/tiny.json";

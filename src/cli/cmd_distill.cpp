@@ -36,7 +36,7 @@ void add_distill(CLI::App& app) {
   sub->add_option("--top-k", o->c.top_k, "Also match the teacher's top-k next-token distribution (needs the same vocabulary)")
       ->default_val(0);
   sub->add_option("--hparams", o->hparams, "Student training settings file");
-  add_task_option_flags(*sub, o->c.task_options, "--task-seed");
+  add_task_option_flags(*sub, o->c.task_options, false);
   nlohmann::json defaults = TrainConfig().to_json();
   defaults.erase("distill_weight");  // 1 with --top-k, else unused
   o->flags.add_to(*sub, training_setting_flags(), defaults);

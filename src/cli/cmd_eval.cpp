@@ -35,7 +35,7 @@ void add_eval(CLI::App& app) {
   sub->add_option("--top-p", o->sp.top_p, "Nucleus sampling threshold (1 = off)")->default_val(1.0);
   sub->add_option("--batch", o->batch, "Sequences decoded together")->default_val(16);
   sub->add_option("--show", o->show, "Print the first K examples with their completions")->default_val(0);
-  add_task_option_flags(*sub, o->task_opt);  // --seed also seeds sampling
+  add_task_option_flags(*sub, o->task_opt, true);  // the task seed also seeds sampling
   add_chat_template_flag(*sub, o->chat_template);
   add_threads_flag(*sub, o->threads);
   sub->callback([o] {

@@ -28,7 +28,7 @@ void add_task(CLI::App& app) {
       ->check(CLI::IsMember({"chat", "prompts", "text"}))
       ->default_val("chat");
   sub->add_option("--out", o->out, "Output file")->required();
-  add_task_option_flags(*sub, o->task_opt);
+  add_task_option_flags(*sub, o->task_opt, true);
   sub->callback([o] {
     std::unique_ptr<Task> t = make_task(o->task, o->task_opt);
     std::string out;

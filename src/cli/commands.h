@@ -31,8 +31,10 @@ void add_checkpoint_help(CLI::App& sub);
 // Shared flag: --chat-template NAME, a built-in chat format (ChatFormat::from_name) instead of the one that
 // tokenizer_config.json's chat_template names; empty when not given.
 void add_chat_template_flag(CLI::App& sub, std::string& name);
-// Shared flags of the built-in tasks' generators (--seed, --min-digits, --max-digits, --ops, --numbers, ...).
-void add_task_option_flags(CLI::App& sub, TaskOptions& o, const std::string& seed_flag = "--seed");
+// Shared flags of the built-in tasks' generators (--task-seed, --min-digits, --max-digits, --ops, --numbers, ...).
+// `seed_alias`: also accept --seed for the task seed (commands without a sampling seed of their own, where
+// --seed was its name before it became --task-seed everywhere).
+void add_task_option_flags(CLI::App& sub, TaskOptions& o, bool seed_alias);
 // Checks sampling flags as the user typed them (--temperature, --top-k, --top-p, --min-p, --repetition-penalty)
 // and --max-tokens, each error naming the flag and its range.
 void check_sampling_flags(const SamplingParams& sp);

@@ -44,8 +44,10 @@ void add_chat_template_flag(CLI::App& sub, std::string& name) {
                      ChatFormat::names());
 }
 
-void add_task_option_flags(CLI::App& sub, TaskOptions& o, const std::string& seed_flag) {
-  sub.add_option(seed_flag, o.seed, "Task seed (use the one training used, so the eval split stays held out)")->default_val(0);
+void add_task_option_flags(CLI::App& sub, TaskOptions& o, bool seed_alias) {
+  sub.add_option(seed_alias ? "--task-seed,--seed" : "--task-seed", o.seed,
+                 "Seed of the task's problem generator (use the one training used, so the eval split stays held out)")
+      ->default_val(0);
   sub.add_option("--min-digits", o.min_digits, "arithmetic: fewest digits of an operand")->default_val(1);
   sub.add_option("--max-digits", o.max_digits, "arithmetic: most digits of an operand")->default_val(3);
   sub.add_option("--ops", o.ops, "arithmetic: operations, any of +-*/")->default_val("+-*");

@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/parse_errors.h"
 #include "core/error.h"
 #include "train/run_loop.h"
 
@@ -33,7 +34,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return dseek::cli::report_parse_error(app, e);
   } catch (const dseek::Interrupted& e) {
     return 128 + e.signal;
   } catch (const dseek::Error& e) {
