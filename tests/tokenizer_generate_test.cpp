@@ -1,4 +1,5 @@
 // `dseek generate` with text: --prompt and --chat use the model folder's tokenizer.
+#include "core/fileio.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer_test_util.h"
 
@@ -38,7 +39,7 @@ TEST_F(TokenizerGenerate, PromptTextEqualsTheDecodedIdsOfTheSameGeneration) {
   std::string ids_arg;
   for (int32_t id : prompt) ids_arg += (ids_arg.empty() ? "" : ",") + std::to_string(id);
   std::string common = " --model '" + model_ + "' -n 24 --temperature 0 --ignore-eos";
-  std::string id_out = stdout_of("generate --prompt-ids " + ids_arg + common);
+  std::string id_out = stdout_of("generate --print-ids --prompt-ids " + ids_arg + common);
   std::vector<int32_t> generated;
   std::stringstream ss(id_out);
   std::string item;
@@ -46,6 +47,46 @@ TEST_F(TokenizerGenerate, PromptTextEqualsTheDecodedIdsOfTheSameGeneration) {
   ASSERT_EQ(generated.size(), 24u);
   std::string text_out = stdout_of("generate --prompt 'ROMEO: '" + common);
   EXPECT_EQ(text_out, tok.decode(generated, true) + "\n");
+  // --prompt-ids prints text too when the model has a tokenizer; --print-ids prints ids for a text prompt
+  EXPECT_EQ(stdout_of("generate --prompt-ids " + ids_arg + common), text_out);
+  EXPECT_EQ(stdout_of("generate --print-ids --prompt 'ROMEO: '" + common), id_out);
+}
+
+TEST_F(TokenizerGenerate, AnEmptyPromptStartsFromBos) {
+  Tokenizer tok = Tokenizer::load(model_);
+  ASSERT_GE(tok.bos_id(), 0);
+  const std::string common = " --model '" + model_ + "' -n 6 --temperature 0 --ignore-eos --print-ids";
+  const std::string from_bos = stdout_of("generate --prompt ''" + common);
+  EXPECT_EQ(from_bos, stdout_of("generate --prompt-ids " + std::to_string(tok.bos_id()) + common));
+  EXPECT_EQ(std::count(from_bos.begin(), from_bos.end(), ','), 5) << from_bos;
+}
+
+TEST_F(TokenizerGenerate, SamplingDefaultsComeFromGenerationConfigElseLlamaCpp) {
+  // a copy of the model folder with its own generation_config.json
+  TempDir d;
+  const std::string copy = d / "m";
+  std::filesystem::copy(model_, copy, std::filesystem::copy_options::recursive);
+  const std::string common = " -n 12 --ignore-eos --print-ids --seed 7 --prompt 'ROMEO: '";
+  // no file: llama.cpp's 0.8 / 40 / 0.95
+  const std::string llama = stdout_of("generate --model '" + copy + "'" + common);
+  EXPECT_EQ(llama, stdout_of("generate --model '" + copy + "' --temperature 0.8 --top-k 40 --top-p 0.95" + common));
+  // a file without do_sample means greedy in transformers
+  write_file_atomic(copy + "/generation_config.json", R"({"bos_token_id": 0, "eos_token_id": 1, "temperature": 0.6})");
+  EXPECT_EQ(stdout_of("generate --model '" + copy + "'" + common),
+            stdout_of("generate --model '" + copy + "' --temperature 0" + common));
+  // do_sample with some fields: the others take transformers' defaults (top_k 50, top_p 1)
+  write_file_atomic(copy + "/generation_config.json", R"({"do_sample": true, "temperature": 1.3, "top_p": 0.9})");
+  const std::string sampled = stdout_of("generate --model '" + copy + "'" + common);
+  EXPECT_EQ(sampled, stdout_of("generate --model '" + copy + "' --temperature 1.3 --top-k 50 --top-p 0.9" + common));
+  EXPECT_NE(sampled, llama);
+  // a flag overrides the file
+  EXPECT_EQ(stdout_of("generate --model '" + copy + "' --temperature 0" + common),
+            stdout_of("generate --model '" + model_ + "' --temperature 0" + common));
+  // a bad field is an error naming the file and the field
+  write_file_atomic(copy + "/generation_config.json", R"({"do_sample": true, "top_p": 2})");
+  CommandResult r = run_dseek("generate --model '" + copy + "'" + common);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find(copy + "/generation_config.json: field 'top_p' must be in (0, 1]"), std::string::npos) << r.out;
 }
 
 TEST_F(TokenizerGenerate, StopStringCutsTheText) {

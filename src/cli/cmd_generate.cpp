@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/fileio.h"
+#include "inference/generation_config.h"
 #include "inference/generator.h"
 #include "model/model.h"
 #include "tokenizer/text_stream.h"
@@ -32,6 +33,10 @@ std::vector<int32_t> parse_ids(const std::string& s) {
   }
   if (ids.empty()) fail("--prompt-ids: empty");
   return ids;
+}
+
+bool has_tokenizer(const std::string& model) {
+  return file_exists(resolve_model_dir(model) + "/tokenizer.json") || file_exists(model + "/tokenizer.json");
 }
 
 // The model folder's tokenizer (the checkpoint folder first, then the folder given).
@@ -81,14 +86,16 @@ void add_generate(CLI::App& app) {
     std::vector<std::string> stops;
     int64_t max_tokens = 64;
     SamplingParams sp;
-    bool ignore_eos = false;
+    bool ignore_eos = false, print_ids = false;
     int threads = 0;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* sub = app.add_subcommand("generate", "Generate from a prompt (text or ids) or chat, streaming as it goes");
   sub->add_option("--model", o->model, "Model folder or training run")->required();
   auto* ids_opt = sub->add_option("--prompt-ids", o->prompt_ids, "Prompt as comma-separated token ids, e.g. 1,2,3");
-  auto* prompt_opt = sub->add_option("--prompt", o->prompt, "Prompt text (encoded with the model folder's tokenizer, BOS as its config says)");
+  auto* prompt_opt = sub->add_option("--prompt", o->prompt,
+                                     "Prompt text (encoded with the model folder's tokenizer, BOS as its config says); "
+                                     "--prompt \"\" starts from BOS alone");
   auto* chat_opt = sub->add_flag("--chat", o->chat, "Multi-turn chat: one user message per stdin line, replies streamed");
   ids_opt->excludes(prompt_opt)->excludes(chat_opt);
   prompt_opt->excludes(chat_opt);
@@ -96,28 +103,51 @@ void add_generate(CLI::App& app) {
   add_chat_template_flag(*sub, o->chat_template);
   sub->add_option("--stop", o->stops, "Stop when the generated text contains this string (repeatable)");
   sub->add_option("--max-tokens,-n", o->max_tokens, "Maximum tokens to generate (per reply with --chat)")->default_val(64);
-  sub->add_option("--temperature", o->sp.temperature, "Sampling temperature (0 = greedy)")->default_val(1.0);
-  sub->add_option("--top-k", o->sp.top_k, "Keep the k most likely tokens (0 = off)")->default_val(0);
-  sub->add_option("--top-p", o->sp.top_p, "Nucleus sampling threshold (1 = off)")->default_val(1.0);
-  sub->add_option("--min-p", o->sp.min_p, "Drop tokens below min-p x the top probability (0 = off)")->default_val(0.0);
-  sub->add_option("--repetition-penalty", o->sp.repetition_penalty, "Penalty for tokens already in the context (1 = off)")
-      ->default_val(1.0);
+  // Sampling flags override the model folder's generation_config.json (see inference/generation_config.h).
+  CLI::Option* sampling_flags[] = {
+      sub->add_option("--temperature", o->sp.temperature, "Sampling temperature (0 = greedy)"),
+      sub->add_option("--top-k", o->sp.top_k, "Keep the k most likely tokens (0 = off)"),
+      sub->add_option("--top-p", o->sp.top_p, "Nucleus sampling threshold (1 = off)"),
+      sub->add_option("--min-p", o->sp.min_p, "Drop tokens below min-p x the top probability (0 = off)"),
+      sub->add_option("--repetition-penalty", o->sp.repetition_penalty, "Penalty for tokens already in the context (1 = off)")};
   sub->add_option("--seed", o->sp.seed, "Sampling seed")->default_val(0);
   sub->add_flag("--ignore-eos", o->ignore_eos, "Do not stop at the end-of-sequence token");
+  sub->add_flag("--print-ids", o->print_ids, "Print the generated token ids (comma-separated) instead of text");
+  sub->footer(
+      "Sampling defaults come from the model folder's generation_config.json as transformers reads it (greedy unless\n"
+      "it sets do_sample); without one, llama.cpp's: temperature 0.8, top-k 40, top-p 0.95. Flags override them.");
   add_threads_flag(*sub, o->threads);
-  sub->callback([o] {
+  sub->callback([o, ids_opt, prompt_opt, sampling_flags] {
     apply_threads(o->threads);
-    check_sampling_flags(o->sp);
-    check_max_tokens(o->max_tokens);
-    if (o->prompt_ids.empty() && o->prompt.empty() && !o->chat) fail("generate: give --prompt-ids, --prompt or --chat");
+    const bool by_ids = ids_opt->count() > 0, by_text = prompt_opt->count() > 0;
+    if (!by_ids && !by_text && !o->chat) fail("generate: give --prompt-ids, --prompt or --chat");
     if (!o->system.empty() && !o->chat) fail("--system: only with --chat");
     if (!o->chat_template.empty() && !o->chat) fail("--chat-template: only with --chat");
-    if (!o->stops.empty() && !o->prompt_ids.empty()) fail("--stop: needs --prompt or --chat (text output)");
-    // Text modes need the tokenizer; check it before loading the weights.
+    if (o->print_ids && o->chat) fail("--print-ids: not with --chat");
+    if (!o->stops.empty() && o->print_ids) fail("--stop: needs text output (drop --print-ids)");
+    // the flags given override the model's defaults
+    SamplingParams given = o->sp;
+    const GenerationDefaults defaults = GenerationDefaults::load(resolve_model_dir(o->model));
+    o->sp = defaults.sampling;
+    o->sp.seed = given.seed;
+    if (sampling_flags[0]->count()) o->sp.temperature = given.temperature;
+    if (sampling_flags[1]->count()) o->sp.top_k = given.top_k;
+    if (sampling_flags[2]->count()) o->sp.top_p = given.top_p;
+    if (sampling_flags[3]->count()) o->sp.min_p = given.min_p;
+    if (sampling_flags[4]->count()) o->sp.repetition_penalty = given.repetition_penalty;
+    check_sampling_flags(o->sp);
+    check_max_tokens(o->max_tokens);
+    // Text needs the tokenizer; check it before loading the weights. Ids print as text when the folder has one.
     std::optional<Tokenizer> tok;
-    if (!o->prompt.empty() || o->chat)
-      tok = load_tokenizer(o->model, o->chat ? "--chat" : "--prompt", {.chat_template = o->chat_template});
+    if (by_text || o->chat || !o->stops.empty())
+      tok = load_tokenizer(o->model, o->chat ? "--chat" : by_text ? "--prompt" : "--stop", {.chat_template = o->chat_template});
+    else if (!o->print_ids && has_tokenizer(o->model))
+      tok = load_tokenizer(o->model, "--prompt-ids", {});
     Model m = Model::load(o->model);
+    if (std::any_of(std::begin(sampling_flags), std::end(sampling_flags), [](CLI::Option* f) { return f->count() == 0; }))
+      std::fprintf(stderr, "sampling: temperature %g, top-k %lld, top-p %g, min-p %g, repetition penalty %g (flags not given: %s)\n",
+                   o->sp.temperature, (long long)o->sp.top_k, o->sp.top_p, o->sp.min_p, o->sp.repetition_penalty,
+                   defaults.source.c_str());
     Forward fwd(m);
     Generator gen(fwd);
     Sampler sampler(o->sp);
@@ -136,20 +166,6 @@ void add_generate(CLI::App& app) {
                    (long long)st.prompt_tokens, st.prefill_tps(), (long long)st.generated_tokens, st.decode_tps(),
                    st.stop_reason.c_str(), why.c_str());
     };
-
-    if (!o->prompt_ids.empty()) {
-      std::vector<int32_t> prompt = parse_ids(o->prompt_ids);
-      bool first = true;
-      GenerationStats st = gen.generate(prompt, sampler, stop, [&](int32_t id) {
-        std::printf("%s%d", first ? "" : ",", id);
-        std::fflush(stdout);
-        first = false;
-        return true;
-      });
-      std::printf("\n");
-      report(st);
-      return;
-    }
 
     // Streams the reply to `prompt` as text; returns the raw generated text (special tokens dropped).
     auto reply = [&](const std::vector<int32_t>& prompt, bool reasoning_opened, bool chat) {
@@ -181,8 +197,27 @@ void add_generate(CLI::App& app) {
       return text;
     };
 
-    if (!o->prompt.empty()) {
-      reply(tok->encode(o->prompt, true), false, false);
+    if (!o->chat) {
+      std::vector<int32_t> prompt = by_ids ? parse_ids(o->prompt_ids) : tok->encode(o->prompt, true);
+      if (prompt.empty()) {  // an empty prompt starts from BOS, which this tokenizer does not add by itself
+        if (m.config.bos_token_id < 0) fail("--prompt \"\": the model has no BOS token to start from (bos_token_id)");
+        prompt.push_back(int32_t(m.config.bos_token_id));
+      }
+      if (tok && !o->print_ids) {
+        reply(prompt, false, false);
+        return;
+      }
+      if (!o->print_ids)
+        std::fprintf(stderr, "(no tokenizer.json in %s: printing token ids)\n", resolve_model_dir(o->model).c_str());
+      bool first = true;
+      GenerationStats st = gen.generate(prompt, sampler, stop, [&](int32_t id) {
+        std::printf("%s%d", first ? "" : ",", id);
+        std::fflush(stdout);
+        first = false;
+        return true;
+      });
+      std::printf("\n");
+      report(st);
       return;
     }
     nlohmann::json messages = nlohmann::json::array();
