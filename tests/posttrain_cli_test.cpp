@@ -157,6 +157,12 @@ TEST_F(PosttrainCli, GrpoLogsRewardsAccuracyAndKlPerStep) {
   }
   EXPECT_EQ(steps, 2) << r.out;
   EXPECT_TRUE(std::filesystem::exists(run + "/reward.svg"));
+  // the policy's folder samples as the rollouts did (GRPO's defaults: temperature 1, top-p 1, no top-k)
+  const json gen = json::parse(read_file(run + "/final/generation_config.json"));
+  EXPECT_EQ(gen["do_sample"], true) << gen.dump();
+  EXPECT_EQ(gen["temperature"], 1.0) << gen.dump();
+  EXPECT_EQ(gen["top_p"], 1.0) << gen.dump();
+  EXPECT_EQ(gen["top_k"], 0) << gen.dump();
   // the first step samples from the unchanged policy: its KL to the reference is exactly 0
   for (const json& j : m)
     if (j.contains("reward_mean")) {

@@ -68,6 +68,7 @@ TEST_F(TokenizerGenerate, SamplingDefaultsComeFromGenerationConfigElseLlamaCpp) 
   std::filesystem::copy(model_, copy, std::filesystem::copy_options::recursive);
   const std::string common = " -n 12 --ignore-eos --print-ids --seed 7 --prompt 'ROMEO: '";
   // no file: llama.cpp's 0.8 / 40 / 0.95
+  std::filesystem::remove(copy + "/generation_config.json");  // (init writes one like save_pretrained does)
   const std::string llama = stdout_of("generate --model '" + copy + "'" + common);
   EXPECT_EQ(llama, stdout_of("generate --model '" + copy + "' --temperature 0.8 --top-k 40 --top-p 0.95" + common));
   // a file without do_sample means greedy in transformers

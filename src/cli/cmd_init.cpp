@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/fileio.h"
+#include "inference/generation_config.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -34,11 +35,8 @@ void add_init(CLI::App& app) {
         fail("--tokenizer: {} ids, more than vocab_size {} of {}", tok.vocab_size(), c.vocab_size, o->config);
     }
     m.save(o->out, o->dtype == "bf16" ? DType::BF16 : DType::F32);
-    if (!o->tokenizer.empty()) {
-      const std::string dir = is_directory(o->tokenizer) ? o->tokenizer : std::filesystem::path(o->tokenizer).parent_path().string();
-      for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
-        if (file_exists(path_join(dir, f))) write_file_atomic(path_join(o->out, f), read_file(path_join(dir, f)));
-    }
+    write_generation_config(o->out, c.bos_token_id, c.eos_token_ids, std::nullopt);  // as save_pretrained writes it
+    if (!o->tokenizer.empty()) Tokenizer::copy_files(o->tokenizer, o->out);
     std::printf("wrote %s: %.1fM parameters (%.1fM active per token), %s\n", o->out.c_str(),
                 double(m.parameter_count(false)) / 1e6, double(m.parameter_count(true)) / 1e6, o->dtype.c_str());
   });

@@ -12,22 +12,6 @@
 
 namespace dseek {
 
-std::string resolve_model_dir(const std::string& path) {
-  if (!file_exists(path)) fail("{}: no such model folder", path);
-  if (!is_directory(path)) fail("{}: not a folder (expected config.json and *.safetensors inside)", path);
-  if (file_exists(path_join(path, "config.json"))) return path;
-  // A training run: RUN/latest names the newest complete checkpoint folder.
-  std::string latest = path_join(path, "latest");
-  if (file_exists(latest)) {
-    std::string name = read_file(latest);
-    while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
-    std::string dir = path_join(path, name);
-    if (!file_exists(path_join(dir, "config.json"))) fail("{}: names {}, which has no config.json", latest, dir);
-    return dir;
-  }
-  fail("{}: no config.json (and not a training run with a 'latest' checkpoint)", path);
-}
-
 namespace {
 
 // Binds checkpoint tensors to a parameter slot, checking shape and dtype.
@@ -209,7 +193,11 @@ void Model::save(const std::string& dir, std::optional<DType> dtype) const {
     }
   }
   nlohmann::json cj = config.to_json();
-  if (dtype) cj["torch_dtype"] = *dtype == DType::BF16 ? "bfloat16" : *dtype == DType::F16 ? "float16" : "float32";
+  // transformers' torch_dtype: the dtype the weights are stored in (an FP8 checkpoint's unquantised tensors are
+  // BF16, and DeepSeek-V3 says bfloat16 there too), read off the embedding
+  const auto embed = std::find_if(tensors.begin(), tensors.end(), [](const auto& t) { return t.first == "model.embed_tokens.weight"; });
+  const DType stored = dtype ? *dtype : embed != tensors.end() ? embed->second.dtype : DType::F32;
+  cj["torch_dtype"] = stored == DType::BF16 ? "bfloat16" : stored == DType::F16 ? "float16" : "float32";
   save_safetensors_dir(dir, tensors, size_t(4) << 30, {{"format", "pt"}});
   write_file_atomic(path_join(dir, "config.json"), cj.dump(2) + "\n");
 }

@@ -2,6 +2,7 @@
 #pragma once
 #include <string>
 
+#include "core/model_folder.h"
 #include "formats/safetensors.h"
 #include "model/config.h"
 #include "model/rope.h"
@@ -33,8 +34,5 @@ class Model {
   int64_t parameter_count(bool active_only) const;
   size_t weight_bytes() const;
 };
-
-// Folder holding the weights to use for `path`: itself, or the latest checkpoint of a training run.
-std::string resolve_model_dir(const std::string& path);
 
 }  // namespace dseek

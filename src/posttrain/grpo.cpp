@@ -190,7 +190,12 @@ std::unique_ptr<GrpoTrainer> GrpoTrainer::resume(const std::string& run_dir, con
 void GrpoTrainer::save_checkpoint() {
   run_.save_checkpoint(step_, [&](const std::string& dir) {
     const json st{{"step", step_}, {"cursor", cursor_}, {"elapsed_s", elapsed_}, {"grpo", cfg_.to_json()}};
-    write_checkpoint_files(dir, policy_, *opt_, st, tokenizer_dir_);
+    // the rollouts' sampling becomes the model's default (do_sample with GRPO's temperature, top-p, top-k)
+    SamplingParams sampling;
+    sampling.temperature = cfg_.temperature;
+    sampling.top_p = cfg_.top_p;
+    sampling.top_k = cfg_.top_k;
+    write_checkpoint_files(dir, policy_, *opt_, st, tokenizer_dir_, sampling);
   }, int(cfg_.keep_checkpoints));
 }
 

@@ -7,6 +7,8 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "core/fileio.h"
+#include "core/model_folder.h"
 #include "core/threads.h"
 #include "tokenizer/added_tokens.h"
 #include "tokenizer/bpe.h"
@@ -260,16 +262,35 @@ std::string config_token(const json& config, const char* name, const std::string
 }
 }  // namespace
 
-Tokenizer Tokenizer::load(const std::string& path, const TokenizerOptions& options) {
+std::optional<std::string> Tokenizer::find_file(const std::string& path) {
   fs::path p(path);
-  fs::path file = p;
   std::error_code ec;
-  if (fs::is_directory(p, ec)) {
-    file = p / "tokenizer.json";
-    if (!fs::exists(file)) fail("{}: no tokenizer.json in this folder", path);
-  } else if (!fs::exists(p, ec)) {
-    fail("{}: no such file or folder", path);
-  }
+  if (!fs::exists(p, ec)) fail("{}: no such file or folder", path);
+  if (!fs::is_directory(p, ec)) return path;
+  fs::path file = p / "tokenizer.json";
+  // a training run: the tokenizer of its latest checkpoint
+  if (!fs::exists(file) && !fs::exists(p / "config.json"))
+    if (const auto dir = latest_checkpoint_of(path)) file = fs::path(*dir) / "tokenizer.json";
+  if (!fs::exists(file)) return std::nullopt;
+  return file.string();
+}
+
+namespace {
+std::string file_of(const std::string& path) {
+  if (auto f = Tokenizer::find_file(path)) return *f;
+  fail("{}: no tokenizer.json in this folder", path);
+}
+}  // namespace
+
+void Tokenizer::copy_files(const std::string& path, const std::string& dir) {
+  const fs::path file(file_of(path));
+  write_file_atomic((fs::path(dir) / "tokenizer.json").string(), read_file(file.string()));
+  const fs::path config = file.parent_path() / "tokenizer_config.json";
+  if (fs::exists(config)) write_file_atomic((fs::path(dir) / "tokenizer_config.json").string(), read_file(config.string()));
+}
+
+Tokenizer Tokenizer::load(const std::string& path, const TokenizerOptions& options) {
+  const fs::path file(file_of(path));
   json tj = read_json(file);
   fs::path config_file = file.parent_path() / "tokenizer_config.json";
   json config = fs::exists(config_file) ? read_json(config_file) : json();

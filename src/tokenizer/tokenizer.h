@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,9 +36,14 @@ struct TokenizerOptions {
 
 class Tokenizer {
  public:
-  // `path`: a tokenizer.json file or a folder holding one. tokenizer_config.json next to it is read when
-  // present (bos/eos tokens, add_bos_token / add_eos_token, chat_template).
+  // `path`: a tokenizer.json file, a folder holding one, or a training run (its latest checkpoint's tokenizer).
+  // tokenizer_config.json next to it is read when present (bos/eos tokens, add_bos_token / add_eos_token,
+  // chat_template).
   static Tokenizer load(const std::string& path, const TokenizerOptions& options = {});
+  // The tokenizer.json file `path` means, as load() finds it; none when the folder holds none.
+  static std::optional<std::string> find_file(const std::string& path);
+  // Copies tokenizer.json and (when present) tokenizer_config.json of tokenizer `path` into folder `dir`.
+  static void copy_files(const std::string& path, const std::string& dir);
   // From parsed files; `config` may be null. `name` is used in error messages.
   static Tokenizer from_json(const nlohmann::json& tokenizer_json, const nlohmann::json& config,
                              const std::string& name, const TokenizerOptions& options = {});

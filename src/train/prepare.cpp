@@ -117,11 +117,7 @@ PrepareStats prepare_dataset(const PrepareOptions& o) {
     tb[size_t(id)] = char(std::min<size_t>(s.size(), 255));
   }
   write_file_atomic(path_join(o.out, "token_bytes.bin"), tb);
-  for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) {
-    const std::string dir = is_directory(o.tokenizer) ? o.tokenizer : std::filesystem::path(o.tokenizer).parent_path().string();
-    const std::string src = path_join(dir.empty() ? "." : dir, f);
-    if (file_exists(src)) write_file_atomic(path_join(o.out, f), read_file(src));
-  }
+  Tokenizer::copy_files(o.tokenizer, o.out);
   st.train_tokens = int64_t(train.size());
   st.val_tokens = int64_t(val.size());
   st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -1,5 +1,7 @@
 #include "train/run_dir.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -9,6 +11,7 @@
 #include "core/error.h"
 #include "core/fileio.h"
 #include "core/json_util.h"
+#include "core/model_folder.h"
 #include "train/svg.h"
 
 namespace dseek {
@@ -21,17 +24,10 @@ std::string RunDir::metrics_path() const { return path_join(path_, "metrics.json
 bool RunDir::has_checkpoint() const { return file_exists(path_join(path_, "latest")); }
 
 std::string RunDir::latest_checkpoint() const {
-  const std::string latest = path_join(path_, "latest");
-  if (!file_exists(latest))
-    fail("{}: no complete checkpoint to resume (missing {}: the run stopped before its first checkpoint was written); "
-         "start it over with the command that created it (the same --out {})",
-         path_, latest, path_);
-  std::string name = read_file(latest);
-  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
-  if (name.empty() || name.find("..") != std::string::npos) fail("{}: does not name a checkpoint folder", latest);
-  const std::string dir = path_join(path_, name);
-  if (!is_directory(dir)) fail("{}: names {}, which does not exist", latest, dir);
-  return dir;
+  if (auto dir = latest_checkpoint_of(path_)) return *dir;
+  fail("{}: no complete checkpoint to resume (missing {}: the run stopped before its first checkpoint was written); "
+       "start it over with the command that created it (the same --out {})",
+       path_, path_join(path_, "latest"), path_);
 }
 
 namespace {
@@ -79,7 +75,7 @@ void discard_checkpoint(const std::string& ckdir, const std::string& name) {
 }  // namespace
 
 void RunDir::remove_stale_temporaries() const {
-  remove_entries(path_, is_temp_file);
+  remove_entries(path_, [](const std::string& name) { return is_temp_file(name) || name.rfind(".trash-", 0) == 0; });
   remove_entries(path_join(path_, "reference"), is_temp_file);
   remove_entries(path_join(path_, "checkpoints"), is_temp_checkpoint);
 }
@@ -87,7 +83,7 @@ void RunDir::remove_stale_temporaries() const {
 void RunDir::start_new() const {
   if (file_exists(path_join(path_, "latest")))
     fail("{}: already holds a run; use --resume {} to continue it, or another --out", path_, path_);
-  const char* run_files[] = {"run.json", "metrics.jsonl", "checkpoints", "reference", "loss.svg", "expert_load.svg",
+  const char* run_files[] = {"run.json", "metrics.jsonl", "checkpoints", "reference", "final", "loss.svg", "expert_load.svg",
                              "expert_load_last.svg", "reward.svg", "kl.svg"};
   // run.json or metrics.jsonl mark a run; other folders keep their files
   if (file_exists(path_join(path_, "run.json")) || file_exists(metrics_path())) {
@@ -158,6 +154,32 @@ void RunDir::prune_checkpoints(const std::string& ckdir, int64_t newest, int kee
     if (it->first < newest && kept < keep) kept++;
     else discard_checkpoint(ckdir, it->second);
   }
+}
+
+void RunDir::publish_final() const {
+  const std::string from = latest_checkpoint(), to = path_join(path_, "final");
+  const std::string tmp = fmt::format("{}.tmp.{}", to, ::getpid()), trash = path_join(path_, ".trash-final");
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  make_dirs(tmp);
+  for (const auto& e : fs::directory_iterator(from)) {
+    const std::string name = e.path().filename().string();
+    if (name == "optimizer.safetensors" || name == "trainer_state.json" || !e.is_regular_file()) continue;
+    // a second name for the checkpoint's file (no copy of the weights); a copy where links are not supported
+    fs::create_hard_link(e.path(), path_join(tmp, name), ec);
+    if (ec) fs::copy_file(e.path(), path_join(tmp, name), ec);
+    if (ec) fail("{}: cannot write {}: {}", tmp, name, ec.message());
+  }
+  // the old folder is renamed aside before the new one takes its name; a kill between leaves no final/ until the
+  // next end of a run, never a partial one
+  fs::remove_all(trash, ec);
+  if (fs::exists(to)) {
+    fs::rename(to, trash, ec);
+    if (ec) fail("{}: cannot move aside: {}", to, ec.message());
+  }
+  fs::rename(tmp, to, ec);
+  if (ec) fail("{}: cannot rename to {}: {}", tmp, to, ec.message());
+  fs::remove_all(trash, ec);
 }
 
 RunDir::ResumePoint RunDir::resume_point(const std::string& settings_key, const json& overrides,

@@ -1,6 +1,6 @@
 // A training run folder: RUN/metrics.jsonl (one JSON object per step), RUN/loss.svg and RUN/expert_load.svg,
 // RUN/checkpoints/step-NNNNNNNN/ (a complete Hugging Face model folder plus optimizer and trainer state),
-// RUN/latest naming the newest complete checkpoint. Checkpoints are written into a temporary folder that is
+// RUN/latest naming the newest complete checkpoint, RUN/final/ the model a run ended with (a Hugging Face folder). Checkpoints are written into a temporary folder that is
 // renamed into place, and `latest` is replaced atomically, so an interrupted save never hides the previous one.
 // Old checkpoints are renamed to a trash name before they are deleted, so a half-deleted folder is never taken
 // for a checkpoint. Temporaries a killed process left (`*.tmp.PID` files, `step-N.tmp` and trash folders) are
@@ -37,6 +37,11 @@ class RunDir {
   // Writes a checkpoint for `step` via `fill(dir)` into a temporary folder, renames it into place, points
   // `latest` at it and deletes all but the newest `keep` checkpoints (keep <= 0: all).
   std::string save_checkpoint(int64_t step, const std::function<void(const std::string& dir)>& fill, int keep);
+
+  // Publishes the latest checkpoint as RUN/final: a complete Hugging Face model folder (config.json, weights,
+  // tokenizer and generation_config.json; no optimizer or trainer state) whose files are hard links to the
+  // checkpoint's. Replaces an earlier final/ atomically.
+  void publish_final() const;
 
   // Redraws loss.svg and expert_load.svg (or reward.svg and kl.svg) from metrics.jsonl.
   void render_charts() const;

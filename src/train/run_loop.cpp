@@ -118,6 +118,8 @@ void run_loop(RunDir& run, const RunLoopConfig& cfg, const RunLoopMethod& method
     }
   }
   run.render_charts();
+  run.publish_final();
+  std::fprintf(stderr, "model at step %lld: %s/final (a Hugging Face folder)\n", (long long)step, run.path().c_str());
 }
 
 }  // namespace dseek

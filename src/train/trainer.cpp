@@ -10,8 +10,10 @@
 #include "core/fileio.h"
 #include "core/json_util.h"
 #include "core/threads.h"
+#include "inference/generation_config.h"
 #include "kernels/matmul.h"
 #include "model/quantize.h"
+#include "tokenizer/tokenizer.h"
 #include "train/balance.h"
 #include "train/run_loop.h"
 
@@ -117,7 +119,8 @@ Model to_master_weights(Model m) {
 }
 
 Trainer::Trainer(const std::string& run_dir, Model model, const DataSpec& data, const TrainConfig& cfg)
-    : run_(run_dir), data_(data), cfg_(cfg), model_(std::move(model)), graph_(model_.config) {
+    : run_(run_dir), data_(data), cfg_(cfg), model_(std::move(model)), sampling_(sampling_defaults_of(model_)),
+      graph_(model_.config) {
   const ModelConfig& c = model_.config;
   if (!cfg_.seq_len_given && cfg_.seq_len > c.max_position_embeddings) {
     cfg_.seq_len = c.max_position_embeddings;  // the default follows the model (a model built for 128 positions)
@@ -168,15 +171,18 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& run_dir, const json&
   return t;
 }
 
+std::optional<SamplingParams> sampling_defaults_of(const Model& model) {
+  if (model.source.empty() || !file_exists(path_join(model.source, "generation_config.json"))) return std::nullopt;
+  return GenerationDefaults::load(model.source).sampling;
+}
+
 void write_checkpoint_files(const std::string& dir, const Model& model, const AdamW& opt, const json& state,
-                            const std::string& tokenizer_dir) {
+                            const std::string& tokenizer_dir, const std::optional<SamplingParams>& sampling) {
   model.save(dir);
+  write_generation_config(dir, model.config.bos_token_id, model.config.eos_token_ids, sampling);
   save_safetensors(path_join(dir, "optimizer.safetensors"), opt.state());
   write_file_atomic(path_join(dir, "trainer_state.json"), state.dump(2) + "\n");
-  for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) {
-    const std::string src = path_join(tokenizer_dir, f);
-    if (file_exists(src)) write_file_atomic(path_join(dir, f), read_file(src));
-  }
+  if (!tokenizer_dir.empty() && Tokenizer::find_file(tokenizer_dir)) Tokenizer::copy_files(tokenizer_dir, dir);
 }
 
 double Trainer::flops_per_token() const {
@@ -233,7 +239,7 @@ std::pair<double, double> Trainer::evaluate() {
 void Trainer::save_checkpoint() {
   run_.save_checkpoint(step_, [&](const std::string& dir) {
     const json st{{"step", step_}, {"data_state", source_->state()}, {"elapsed_s", elapsed_}, {"train", cfg_.to_json()}};
-    write_checkpoint_files(dir, model_, *opt_, st, data_.kind == "tokens" ? data_.path : data_.tokenizer);
+    write_checkpoint_files(dir, model_, *opt_, st, data_.kind == "tokens" ? data_.path : data_.tokenizer, sampling_);
   }, int(cfg_.keep_checkpoints));
 }
 

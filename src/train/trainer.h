@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "inference/sampler.h"
 #include "model/model.h"
 #include "train/data_source.h"
 #include "train/graph.h"
@@ -58,6 +59,7 @@ class Trainer {
   DataSpec data_;
   TrainConfig cfg_;
   Model model_;  // F32 master weights
+  std::optional<SamplingParams> sampling_;  // generation_config.json's defaults, carried into every checkpoint
   ModelWeights compute_, grads_;
   std::unique_ptr<AdamW> opt_;
   std::unique_ptr<BatchSource> source_;
@@ -71,9 +73,13 @@ class Trainer {
 // Any checkpoint (BF16, FP8, mapped) as owned F32 master weights.
 Model to_master_weights(Model m);
 
-// A checkpoint folder's files: the model in Hugging Face layout, optimizer.safetensors, trainer_state.json and
-// the tokenizer files from `tokenizer_dir`, so the folder is a complete model folder.
-void write_checkpoint_files(const std::string& dir, const Model& model, const AdamW& opt,
-                            const nlohmann::json& state, const std::string& tokenizer_dir);
+// A checkpoint folder's files: the model in Hugging Face layout, optimizer.safetensors, trainer_state.json, the
+// tokenizer files from `tokenizer_dir` and generation_config.json (the model's special ids and, when given, the
+// sampling defaults), so the folder is a complete model folder.
+void write_checkpoint_files(const std::string& dir, const Model& model, const AdamW& opt, const nlohmann::json& state,
+                            const std::string& tokenizer_dir, const std::optional<SamplingParams>& sampling);
+
+// The sampling defaults of the model folder a run started from (its generation_config.json), none without one.
+std::optional<SamplingParams> sampling_defaults_of(const Model& model);
 
 }  // namespace dseek
