@@ -17,7 +17,7 @@ void KVCache::reserve(int64_t n) {
   int64_t cap = (std::max(n, capacity_ * 2) + 15) / 16 * 16;
   if ((cap / 16) % 2 == 0) cap += 16;
   std::vector<float> c(size_t(layers_ * dim_ * cap));
-  for (int64_t l = 0; l < layers_; l++)
+  for (int64_t l = 0; l < layers_ && length_ > 0; l++)  // (an empty cache has no rows to copy, nor a buffer)
     for (int64_t d = 0; d < dim_; d++)
       std::memcpy(c.data() + (l * dim_ + d) * cap, data_.data() + (l * dim_ + d) * capacity_, size_t(length_) * sizeof(float));
   data_.swap(c);
