@@ -10,7 +10,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake ninja-build pkg-config git ca-certificates \
   libdnnl-dev ocl-icd-opencl-dev nlohmann-json3-dev libfmt-dev libcli11-dev libonig-dev libpcre2-dev libcpp-httplib-dev \
   libgtest-dev libgmock-dev libbenchmark-dev \
-  clang libclang-rt-14-dev libomp-dev >/dev/null  # clang + libFuzzer + OpenMP: scripts/fuzz.sh
+  clang libclang-rt-14-dev libomp-dev libxml2-utils >/dev/null  # clang + libFuzzer + OpenMP: scripts/fuzz.sh and the sanitized suite; xmllint: chart tests
 # Node.js + npm only where missing: a NodeSource nodejs already bundles npm and conflicts with Debian's npm package.
 if ! command -v npm >/dev/null 2>&1; then
   $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null

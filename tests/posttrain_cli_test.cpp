@@ -179,6 +179,31 @@ TEST_F(PosttrainCli, GrpoLogsRewardsAccuracyAndKlPerStep) {
   EXPECT_NE(r.out.find("unknown task 'sudoku'"), std::string::npos) << r.out;
 }
 
+TEST_F(PosttrainCli, GrpoWarnsWhenEveryRewardOfAStepIsTheSame) {
+  TempDir d;
+  const std::string prompts = d / "prompts.jsonl";
+  ASSERT_EQ(run_dseek("task export --task arithmetic --format prompts --n 8 --out '" + prompts + "'").status, 0);
+  const std::string common = "' --steps 2 --group-size 2 --prompts-per-step 2 --max-new-tokens 6 --threads 1 --prompts '" + prompts + "'";
+  // an untrained model never writes <answer> tags: the default checker scores every completion 0
+  CommandResult r = run_dseek("grpo --model '" + model_ + "' --out '" + d / "zero" + common);
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("warning: step 1: all 4 rewards are 0, so every advantage is 0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("the default checker wants"), std::string::npos) << r.out;
+  for (const json& j : read_metrics(d / "zero/metrics.jsonl"))
+    if (j.contains("reward_mean")) EXPECT_EQ(j.value("rewards_constant", false), true) << j.dump();
+  // a reward command: its score is the reward; the verifier's accuracy and format columns are not shown or logged
+  r = run_dseek("grpo --model '" + model_ + "' --out '" + d / "cmd" + common + " --reward-cmd 'awk \"{ print NR % 2 }\"'");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(r.out.find("warning:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("reward 0.500 (command, std 0.500)"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("| acc "), std::string::npos) << r.out;
+  for (const json& j : read_metrics(d / "cmd/metrics.jsonl")) {
+    EXPECT_FALSE(j.contains("accuracy")) << j.dump();
+    EXPECT_FALSE(j.contains("rewards_constant")) << j.dump();
+  }
+  EXPECT_EQ(read_file(d / "cmd/reward.svg").find("accuracy (samples)"), std::string::npos);
+}
+
 TEST_F(PosttrainCli, HelpShowsDefaultsThatDoNotOverrideASettingsFile) {
   CommandResult r = run_dseek("grpo --help");
   ASSERT_EQ(r.status, 0) << r.out;

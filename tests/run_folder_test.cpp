@@ -87,6 +87,30 @@ TEST_F(RunFolder, ARunFolderWorksWhereverATokenizerFolderDoes) {
   EXPECT_NE(bad.out.find(d / "empty" + ": no tokenizer.json in this folder"), std::string::npos) << bad.out;
 }
 
+TEST_F(RunFolder, ChartsAreXmlWithAxisLabelsAndTheRealLayerIndices) {
+  // tiny.json: layer 0 dense, layers 1-2 MoE, one MTP block (checkpoint layer 3)
+  const json last = json::parse(read_file(run() + "/metrics.jsonl").substr(read_file(run() + "/metrics.jsonl").rfind('{')));
+  EXPECT_EQ(last["moe_layers"], (json{1, 2, 3})) << last.dump();
+  EXPECT_EQ(last["mtp_first_layer"], 3) << last.dump();
+  for (const char* chart : {"loss.svg", "expert_load.svg", "expert_load_last.svg"}) {
+    const std::string path = run() + "/" + chart;
+    CommandResult lint = test::run_shell("xmllint --noout '" + path + "'");
+    EXPECT_EQ(lint.status, 0) << chart << ": " << lint.out;
+    const std::string svg = read_file(path);
+    EXPECT_EQ(svg.find(">-0<"), std::string::npos) << chart;
+    EXPECT_EQ(svg.find("layer 0"), std::string::npos) << chart;  // the dense layer has no experts
+  }
+  const std::string loss = read_file(run() + "/loss.svg"), load = read_file(run() + "/expert_load.svg"),
+                    heat = read_file(run() + "/expert_load_last.svg");
+  for (const char* label : {">step<", ">cross-entropy (nats)<", ">train loss<", ">MTP loss<"})
+    EXPECT_NE(loss.find(label), std::string::npos) << label;
+  EXPECT_EQ(loss.find(">1.5<"), std::string::npos) << "ticks between steps";
+  for (const char* label : {">step<", ">max / mean<", ">layer 1<", ">layer 2<", ">layer 3 (MTP 1)<"})
+    EXPECT_NE(load.find(label), std::string::npos) << label;
+  for (const char* label : {">expert<", ">MoE layer<", ">tokens / mean<", ">layer 1<", ">layer 3 (MTP 1)<", ">7</text>"})
+    EXPECT_NE(heat.find(label), std::string::npos) << label;
+}
+
 TEST(SavedFolders, Qwen2ConfigHasTheKeysTransformersWrites) {
   // ../shared/conformance/qwen2-tiny/config.json was written by transformers' save_pretrained
   const std::string ref = test::shared_dir() + "/conformance/qwen2-tiny";

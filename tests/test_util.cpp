@@ -14,8 +14,10 @@
 
 namespace dseek::test {
 
-CommandResult run_dseek(const std::string& args) {
-  std::string cmd = dseek_binary() + " " + args + " 2>&1";
+CommandResult run_dseek(const std::string& args) { return run_shell(dseek_binary() + " " + args); }
+
+CommandResult run_shell(const std::string& command) {
+  const std::string cmd = command + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   CommandResult r{-1, ""};
   if (!p) return r;

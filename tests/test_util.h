@@ -53,5 +53,7 @@ struct CommandResult {
 };
 // Runs the dseek binary with `args` (a shell-quoted string).
 CommandResult run_dseek(const std::string& args);
+// Runs a shell command line, stdout and stderr together.
+CommandResult run_shell(const std::string& command);
 
 }  // namespace dseek::test

@@ -393,11 +393,25 @@ void GrpoTrainer::train() {
     const double rmean = mean(rewards);
     double rvar = 0;
     for (double r : rewards) rvar += (r - rmean) * (r - rmean);
-    return json{{"reward_mean", rmean},
-                {"reward_std", std::sqrt(rvar / double(rewards.size()))},
-                {"accuracy", mean(acc)},
-                {"format_rate", mean(fmt_ok)},
-                {"kl", counted ? kl_sum / double(counted) : 0.0},
+    // every reward of the step equal: all advantages are 0 and the policy cannot learn from this batch
+    const bool constant = std::all_of(rewards.begin(), rewards.end(), [&](double r) { return r == rewards.front(); });
+    if (constant && constant_reward_warnings_ < 3) {
+      constant_reward_warnings_++;
+      std::fprintf(stderr,
+                   "warning: step %lld: all %zu rewards are %g, so every advantage is 0 and this step teaches nothing; %s%s\n",
+                   (long long)step + 1, rewards.size(), rewards.front(),
+                   reward_cmd_ ? "check what --reward-cmd prints"
+                               : "check that completions can earn a reward (the default checker wants <think>...</think> "
+                                 "<answer>...</answer>; --reward-cmd scores them your way)",
+                   constant_reward_warnings_ == 3 ? " (not repeated: metrics.jsonl marks such steps rewards_constant)" : "");
+    }
+    json rec{{"reward_mean", rmean}, {"reward_std", std::sqrt(rvar / double(rewards.size()))}};
+    if (constant) rec["rewards_constant"] = true;
+    if (!reward_cmd_) {  // the verifier's parts of the reward (a reward command scores as a whole)
+      rec["accuracy"] = mean(acc);
+      rec["format_rate"] = mean(fmt_ok);
+    }
+    rec.update(json{{"kl", counted ? kl_sum / double(counted) : 0.0},
                 {"clip_fraction", counted ? clipped / double(counted) : 0.0},
                 {"completion_length", double(completion_tokens) / double(outs.size())},
                 {"policy_loss", policy_loss},
@@ -406,7 +420,8 @@ void GrpoTrainer::train() {
                 {"samples_per_s", double(outs.size()) / rollout_s},
                 {"rollout_tokens_per_s", double(bs.generated_tokens) / std::max(bs.decode_seconds, 1e-9)},
                 {"rollout_s", rollout_s},
-                {"update_s", dt - rollout_s}};
+                {"update_s", dt - rollout_s}});
+    return rec;
   };
   m.evaluate = [&](json& rec) {
     double fr = 0;
@@ -414,10 +429,14 @@ void GrpoTrainer::train() {
     rec["eval_format_rate"] = fr;
   };
   m.progress = [](const json& r) {
-    return fmt::format("reward {:.3f} | acc {:.3f} | format {:.3f} | kl {:.4f} | clip {:.3f} | len {:.1f} | {:.1f} samples/s",
-                       r["reward_mean"].get<double>(), r["accuracy"].get<double>(), r["format_rate"].get<double>(),
-                       r["kl"].get<double>(), r["clip_fraction"].get<double>(), r["completion_length"].get<double>(),
-                       r["samples_per_s"].get<double>());
+    std::string s = fmt::format("reward {:.3f}", r["reward_mean"].get<double>());
+    if (r.contains("accuracy"))
+      s += fmt::format(" | acc {:.3f} | format {:.3f}", r["accuracy"].get<double>(), r["format_rate"].get<double>());
+    else
+      s += fmt::format(" (command, std {:.3f})", r["reward_std"].get<double>());
+    return s + fmt::format(" | kl {:.4f} | clip {:.3f} | len {:.1f} | {:.1f} samples/s", r["kl"].get<double>(),
+                           r["clip_fraction"].get<double>(), r["completion_length"].get<double>(),
+                           r["samples_per_s"].get<double>());
   };
   m.eval_progress = [](const json& r) { return fmt::format(" | held-out acc {:.3f}", r["eval_accuracy"].get<double>()); };
   m.save = [&] { save_checkpoint(); };

@@ -66,6 +66,7 @@ class GrpoTrainer {
   std::unique_ptr<AdamW> opt_;
   TrainGraph graph_;
   int64_t step_ = 0;
+  int constant_reward_warnings_ = 0;  // printed so far (at most 3)
   uint64_t cursor_ = 0;  // next training example
   double elapsed_ = 0;
 };

@@ -159,15 +159,17 @@ LossBreakdown TrainGraph::run(const ModelWeights& w, ModelWeights* g, RopeTable&
     prev_T = d.Tk;
   }
   out.mtp = depth ? mtp_sum / double(depth) : 0.0;
-  for (const auto& lc : layers_)
-    if (!lc.moe.load.empty()) {
-      out.aux += lc.moe.aux_loss;
-      out.load.push_back(lc.moe.load);
+  for (size_t l = 0; l < layers_.size(); l++)
+    if (!layers_[l].moe.load.empty()) {
+      out.aux += layers_[l].moe.aux_loss;
+      out.load.push_back(layers_[l].moe.load);
+      out.load_layers.push_back(int64_t(l));
     }
-  for (const auto& mc : mtp_)
-    if (!mc.block.moe.load.empty()) {
-      out.aux += mc.block.moe.aux_loss;
-      out.load.push_back(mc.block.moe.load);
+  for (size_t k = 0; k < mtp_.size(); k++)
+    if (!mtp_[k].block.moe.load.empty()) {
+      out.aux += mtp_[k].block.moe.aux_loss;
+      out.load.push_back(mtp_[k].block.moe.load);
+      out.load_layers.push_back(int64_t(layers_.size() + k));
     }
   out.total = (o.policy ? out.policy : out.main) + o.mtp_lambda * out.mtp + out.aux + o.soft_weight * out.soft_kl;
   if (!g) return out;

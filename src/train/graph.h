@@ -32,6 +32,9 @@ struct LossBreakdown {
   double total = 0;
   int64_t tokens = 0;
   std::vector<std::vector<int64_t>> load;  // per MoE layer run (main layers, then MTP blocks): selections per expert
+  // the checkpoint layer index of each `load` row: model.layers.N, MTP block k as num_hidden_layers + k (the
+  // index DeepSeek-V3's checkpoints give it)
+  std::vector<int64_t> load_layers;
 };
 
 struct GraphOptions {

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string_view>
 
 #include "core/error.h"
@@ -211,6 +212,19 @@ RunDir::ResumePoint RunDir::resume_point(const std::string& settings_key, const 
   return rp;
 }
 
+namespace {
+// "layer 3", or "layer 4 (MTP 1)" for an MTP block, from a record's moe_layers and mtp_first_layer.
+std::vector<std::string> moe_layer_names(const json& record) {
+  std::vector<std::string> names;
+  const int64_t mtp_first = record.value("mtp_first_layer", std::numeric_limits<int64_t>::max());
+  for (const json& l : record["moe_layers"]) {
+    const int64_t i = l.get<int64_t>();
+    names.push_back(i >= mtp_first ? fmt::format("layer {} (MTP {})", i, i - mtp_first + 1) : fmt::format("layer {}", i));
+  }
+  return names;
+}
+}  // namespace
+
 void RunDir::render_charts() const {
   const auto records = read_metrics();
   if (records.empty()) return;
@@ -219,6 +233,7 @@ void RunDir::render_charts() const {
   const char* colors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                           "#bcbd22", "#17becf"};
   json last_load;
+  std::vector<std::string> layer_names;  // of the rows of load_max_over_mean and expert_load
   for (const json& j : records) {
     const double step = j.value("step", 0.0);
     if (j.contains("loss")) {
@@ -235,9 +250,10 @@ void RunDir::render_charts() const {
     }
     if (j.contains("load_max_over_mean")) {
       const auto& v = j["load_max_over_mean"];
+      if (j.contains("moe_layers")) layer_names = moe_layer_names(j);
       if (load_series.size() < v.size())
         for (size_t i = load_series.size(); i < v.size(); i++)
-          load_series.push_back({"MoE layer " + std::to_string(i), colors[i % 10], {}, {}});
+          load_series.push_back({i < layer_names.size() ? layer_names[i] : "MoE layer " + std::to_string(i), colors[i % 10], {}, {}});
       for (size_t i = 0; i < v.size(); i++) {
         load_series[i].x.push_back(step);
         load_series[i].y.push_back(v[i].get<double>());
@@ -262,7 +278,8 @@ void RunDir::render_charts() const {
     add(kl, "kl");
   }
   if (!reward.x.empty()) {
-    std::vector<Series> rs{reward, acc};
+    std::vector<Series> rs{reward};
+    if (!acc.x.empty()) rs.push_back(acc);  // (a reward command's runs have no accuracy)
     if (!eval_acc.x.empty()) rs.push_back(eval_acc);
     write_file_atomic(path_join(path_, "reward.svg"), svg_line_chart("GRPO reward and accuracy", "step", "value", rs));
     write_file_atomic(path_join(path_, "kl.svg"), svg_line_chart("KL to the reference policy (k3)", "step", "KL", {kl}));
@@ -279,10 +296,11 @@ void RunDir::render_charts() const {
       std::vector<std::string> labels;
       for (size_t i = 0; i < last_load.size(); i++) {
         rows.push_back(last_load[i].get<std::vector<double>>());
-        labels.push_back("layer " + std::to_string(i));
+        labels.push_back(i < layer_names.size() ? layer_names[i] : "MoE layer " + std::to_string(i));
       }
       write_file_atomic(path_join(path_, "expert_load_last.svg"),
-                        svg_heatmap("Tokens per expert at the last logged step", labels, "expert", rows));
+                        svg_heatmap("Tokens per expert at the last logged step", "MoE layer", labels, "expert",
+                                    "tokens / mean", rows));
     }
     write_file_atomic(path_join(path_, "expert_load.svg"), svg);
   }

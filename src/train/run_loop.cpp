@@ -65,7 +65,7 @@ void run_loop(RunDir& run, const RunLoopConfig& cfg, const RunLoopMethod& method
   using clock = std::chrono::steady_clock;
   const auto session_start = clock::now();
   auto session_s = [&] { return std::chrono::duration<double>(clock::now() - session_start).count(); };
-  double recent = 0;  // smoothed seconds per step
+  MovingWindow recent(20);  // seconds per step over the last 20 steps, for the ETA
   double last_save_s = 0;  // session time of the last checkpoint
   if (step >= cfg.steps) {
     std::fprintf(stderr, "%s is already at step %lld (target %lld): nothing to train; pass a larger --steps to continue\n",
@@ -79,7 +79,7 @@ void run_loop(RunDir& run, const RunLoopConfig& cfg, const RunLoopMethod& method
     step++;
     const double dt = std::chrono::duration<double>(clock::now() - t0).count();
     elapsed += dt;
-    recent = recent == 0 ? dt : 0.9 * recent + 0.1 * dt;
+    recent.push(dt);
     rec["step"] = step;
     rec["step_s"] = dt;
     rec["elapsed_s"] = elapsed;
@@ -93,7 +93,7 @@ void run_loop(RunDir& run, const RunLoopConfig& cfg, const RunLoopMethod& method
     run.log(rec);
     if (step % cfg.log_every == 0 || last) {
       // the remaining steps at the recent pace, or the time limit if it comes first
-      double eta = recent * double(cfg.steps - step);
+      double eta = recent.mean() * double(cfg.steps - step);
       if (cfg.time_limit > 0) eta = std::min(eta, std::max(0.0, cfg.time_limit - session_s()));
       const std::string extra = evaluated && method.eval_progress ? method.eval_progress(rec) : "";
       std::fprintf(stderr, "step %lld/%lld | %s | ETA %s%s\n", (long long)step, (long long)cfg.steps,

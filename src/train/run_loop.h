@@ -4,6 +4,7 @@
 // evaluation are. SIGINT or SIGTERM during the loop finishes the current step, writes a checkpoint and throws
 // Interrupted (the process exits with 128 + signal: 130, 143); a second signal ends the process at once.
 #pragma once
+#include <deque>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -37,6 +38,23 @@ struct RunLoopMethod {
   // The part after the ETA when the record holds evaluation fields (may be null).
   std::function<std::string(const nlohmann::json& record)> eval_progress;
   std::function<void()> save;  // writes a checkpoint of the current step
+};
+
+// The mean of the last `n` values pushed (the progress line's step time, tokens/s and ETA).
+class MovingWindow {
+ public:
+  explicit MovingWindow(size_t n) : n_(n) {}
+  void push(double v) {
+    values_.push_back(v);
+    sum_ += v;
+    if (values_.size() > n_) sum_ -= values_.front(), values_.pop_front();
+  }
+  double mean() const { return values_.empty() ? 0.0 : sum_ / double(values_.size()); }
+
+ private:
+  size_t n_;
+  std::deque<double> values_;
+  double sum_ = 0;
 };
 
 // Runs from `step` (advanced in place) to cfg.steps; `elapsed` accumulates training seconds over sessions.

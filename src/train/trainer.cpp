@@ -15,6 +15,7 @@
 #include "model/quantize.h"
 #include "tokenizer/tokenizer.h"
 #include "train/balance.h"
+#include "train/peak_flops.h"
 #include "train/run_loop.h"
 
 namespace dseek {
@@ -202,22 +203,6 @@ double Trainer::flops_per_token() const {
   return 3.0 * (2.0 * params + attn);  // forward + backward (2x)
 }
 
-namespace {
-// Sustained GEMM FLOP/s of the backend for the MFU denominator.
-double measured_peak_flops(Precision p) {
-  const int64_t M = 512, K = 512, N = 1408;
-  std::vector<float> a(size_t(M * K), 0.5f), b(size_t(N * K), 0.25f), c(size_t(M * N));
-  gemm(false, true, M, N, K, 1.0f, a.data(), K, b.data(), K, 0.0f, c.data(), N, p);
-  auto t0 = std::chrono::steady_clock::now();
-  int it = 0;
-  while (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < 0.15) {
-    gemm(false, true, M, N, K, 1.0f, a.data(), K, b.data(), K, 0.0f, c.data(), N, p);
-    it++;
-  }
-  return 2.0 * M * N * K * it / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-}  // namespace
 
 std::pair<double, double> Trainer::evaluate() {
   if (val_batches_.empty()) return {NAN, NAN};
@@ -251,7 +236,9 @@ void Trainer::train() {
   go.layer.aux_alpha = c.n_routed_experts > 0 ? cfg_.aux_alpha : 0.0;
   go.mtp_lambda = cfg_.mtp_lambda;
   go.soft_weight = float(cfg_.distill_weight);
-  const double peak = measured_peak_flops(prec), fpt = flops_per_token();
+  PeakFlops peak(prec);
+  const double fpt = flops_per_token();
+  MovingWindow window_s(20);  // seconds of the last 20 steps: the progress line's tokens/s and MFU
   const int64_t tokens_per_step = cfg_.batch_size * cfg_.seq_len * cfg_.grad_accum;
   const bool has_mtp = !model_.w.mtp.empty();
   std::fprintf(stderr, "training %s: %.1fM parameters, %lld tokens/step, %s, %d threads, target step %lld\n",
@@ -264,6 +251,7 @@ void Trainer::train() {
     opt_->zero_grads();
     LossBreakdown sum;
     std::vector<std::vector<int64_t>> load;
+    std::vector<int64_t> load_layers;
     for (int64_t a = 0; a < cfg_.grad_accum; a++) {
       MicroBatch mb = source_->next(cfg_.batch_size, cfg_.seq_len);
       LossBreakdown lb = graph_.run(compute_, &grads_, model_.rope, mb, go);
@@ -272,7 +260,7 @@ void Trainer::train() {
       sum.aux += lb.aux;
       sum.total += lb.total;
       sum.soft_kl += lb.soft_kl;
-      if (load.empty()) load = lb.load;
+      if (load.empty()) load = lb.load, load_layers = lb.load_layers;
       else
         for (size_t l = 0; l < load.size(); l++)
           for (size_t e = 0; e < load[l].size(); e++) load[l][e] += lb.load[l][e];
@@ -285,7 +273,8 @@ void Trainer::train() {
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     json rec{{"loss", sum.main * inv}, {"mtp_loss", sum.mtp * inv}, {"aux_loss", sum.aux * inv},
              {"total_loss", sum.total * inv}, {"distill_kl", sum.soft_kl * inv}, {"lr", lr}, {"grad_norm", os.grad_norm},
-             {"tokens_per_s", double(tokens_per_step) / dt}, {"mfu", fpt * double(tokens_per_step) / dt / peak}};
+             {"tokens_per_s", double(tokens_per_step) / dt}, {"mfu", peak.utilisation(fpt * double(tokens_per_step) / dt)}};
+    window_s.push(dt);
     if (!load.empty()) {
       json ratio = json::array(), loads = json::array();
       for (const auto& l : load) {
@@ -301,6 +290,8 @@ void Trainer::train() {
         loads.push_back(row);
       }
       rec["load_max_over_mean"] = ratio;
+      rec["moe_layers"] = load_layers;  // checkpoint layer indices; MTP blocks from num_hidden_layers on
+      if (!load_layers.empty() && load_layers.back() >= c.num_hidden_layers) rec["mtp_first_layer"] = c.num_hidden_layers;
       if ((step + 1) % 10 == 0 || step + 1 == cfg_.steps) rec["expert_load"] = loads;
     }
     return rec;
@@ -316,8 +307,10 @@ void Trainer::train() {
     std::string s = fmt::format("loss {:.4f}", r["loss"].get<double>());
     if (has_mtp) s += fmt::format(" | mtp {:.4f}", r["mtp_loss"].get<double>());
     if (cfg_.distill_weight > 0) s += fmt::format(" | kl {:.4f}", r["distill_kl"].get<double>());
+    // throughput over the last steps (one step's time is noisy on a shared machine); metrics.jsonl keeps each step's
+    const double tps = double(tokens_per_step) / window_s.mean();
     return s + fmt::format(" | lr {:.2e} | gnorm {:.3f} | {:.0f} tok/s | MFU {:.1f}%", r["lr"].get<double>(),
-                           r["grad_norm"].get<double>(), r["tokens_per_s"].get<double>(), 100.0 * r["mfu"].get<double>());
+                           r["grad_norm"].get<double>(), tps, 100.0 * fpt * tps / peak.value());
   };
   m.eval_progress = [](const json& r) {
     if (!r.contains("val_loss")) return std::string();
