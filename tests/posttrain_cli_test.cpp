@@ -241,6 +241,7 @@ TEST_F(PosttrainCli, DistillFineTunesAStudentOnTeacherSamples) {
                 "' --n-prompts 4 --samples-per-prompt 2 --max-new-tokens 8 --keep-all --top-k 4 "
                 "--steps 2 --batch-size 2 --seq-len 64 --threads 1");
   ASSERT_EQ(r.status, 0) << r.out;
+  const std::string distill_log = r.out;
   std::ifstream data(out + "/distill_data.jsonl");
   int lines = 0;
   for (std::string line; std::getline(data, line);) {
@@ -257,6 +258,49 @@ TEST_F(PosttrainCli, DistillFineTunesAStudentOnTeacherSamples) {
   r = run_dseek("eval --model '" + out + "/student' --task arithmetic --n 2 --max-tokens 8 --threads 1");
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_EQ(last_line(r.out).rfind("accuracy ", 0), 0u) << r.out;
+  // the KL to the teacher's top-k is logged and shown
+  const json last = read_metrics(out + "/student/metrics.jsonl").back();
+  EXPECT_GT(last["distill_kl"].get<double>(), 0.0) << last.dump();
+  EXPECT_NE(distill_log.find(" | kl "), std::string::npos) << distill_log;
+
+  // the same --out again is refused (it used to resume silently with the old settings)
+  r = run_dseek("distill --teacher '" + model_ + "' --student '" + test::source_dir() +
+                "/configs/tiny.json' --task arithmetic --out '" + out + "' --steps 4 --threads 1");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("--out " + out + ": already holds a distillation"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--resume " + out + " continues it"), std::string::npos) << r.out;
+  // --resume continues the student to a new target; other flags are the distillation's own
+  r = run_dseek("distill --resume '" + out + "' --teacher '" + model_ + "' --steps 3 --threads 1");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("--teacher: not with --resume"), std::string::npos) << r.out;
+  r = run_dseek("distill --resume '" + out + "' --steps 3 --threads 1");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("step 3/3"), std::string::npos) << r.out;
+  EXPECT_EQ(read_metrics(out + "/student/metrics.jsonl").back()["step"], 3);
+  // a target already reached says so
+  r = run_dseek("distill --resume '" + out + "' --steps 2 --threads 1");
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("is already at step 3 (target 2)"), std::string::npos) << r.out;
+}
+
+TEST_F(PosttrainCli, DistillRefusesAStudentWhoseTokenizerDiffersInContent) {
+  TempDir d;
+  // a tokenizer of the same size trained on other text: same vocab_size, other ids
+  const std::string other_text = d / "other.txt";
+  write_file_atomic(other_text, read_file(test::source_dir() + "/data/tinyshakespeare.txt").substr(0, 50000));
+  const std::string other_tok = d / "tok", student = d / "student";
+  ASSERT_EQ(run_dseek("tokenizer train --vocab-size 512 --input '" + other_text + "' --out '" + other_tok + "'").status, 0);
+  ASSERT_EQ(run_dseek("init --config '" + test::source_dir() + "/configs/tiny.json' --tokenizer '" + other_tok +
+                      "' --out '" + student + "'").status, 0);
+  CommandResult r = run_dseek("distill --teacher '" + model_ + "' --student '" + student +
+                              "' --task arithmetic --out '" + d / "out" + "' --n-prompts 2 --top-k 4 --steps 1 --threads 1");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("--student " + student + ": its tokenizer differs from the teacher's"), std::string::npos) << r.out;
+  // the teacher's own tokenizer (a copy of the teacher) is accepted
+  r = run_dseek("distill --teacher '" + model_ + "' --student '" + model_ + "' --task arithmetic --out '" + d / "same" +
+                "' --n-prompts 2 --samples-per-prompt 1 --max-new-tokens 6 --keep-all --top-k 4 --steps 1 --batch-size 2 "
+                "--seq-len 64 --threads 1");
+  EXPECT_EQ(r.status, 0) << r.out;
 }
 
 // Every command on the dense architectures of the R1-Distill students, with a DeepSeek-V3 (MoE) teacher for

@@ -1,4 +1,5 @@
 // dseek distill: a teacher's verified completions (and optionally its top-k distributions) into a student.
+#include <algorithm>
 #include <cstdio>
 
 #include "cli/commands.h"
@@ -12,7 +13,7 @@ namespace dseek::cli {
 void add_distill(CLI::App& app) {
   struct Opts {
     DistillConfig c;
-    std::string hparams;
+    std::string hparams, resume;
     bool keep_all = false;
     int threads = 0;
     SettingFlags flags;
@@ -20,11 +21,15 @@ void add_distill(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   CLI::App* sub = app.add_subcommand(
       "distill", "Distil a teacher into a student: verified teacher completions as SFT data, optional logit KL");
-  sub->add_option("--teacher", o->c.teacher, "Teacher model folder or run")->required();
-  sub->add_option("--student", o->c.student, "Student model folder, or a config.json to initialise randomly")->required();
+  auto* teacher = sub->add_option("--teacher", o->c.teacher, "Teacher model folder or run");
+  auto* student = sub->add_option("--student", o->c.student,
+                                  "Student model folder (with the teacher's tokenizer, or none), or a config.json to "
+                                  "initialise randomly");
   sub->add_option("--task", o->c.task, "Built-in task whose train split gives the prompts and the verifier");
   sub->add_option("--prompts", o->c.prompts_file, "JSON Lines of {\"prompt\", \"answer\"} instead of a task");
-  sub->add_option("--out", o->c.out, "Folder for distill_data.jsonl and the student's run (OUT/student)")->required();
+  auto* out = sub->add_option("--out", o->c.out, "New folder for distill_data.jsonl and the student's run (OUT/student)");
+  sub->add_option("--resume", o->resume, "Continue the distillation in this folder (an earlier --out) from the student's "
+                                         "latest checkpoint; training flags such as --steps set the new target");
   sub->add_option("--n-prompts", o->c.prompts, "Prompts the teacher answers")->default_val(512);
   sub->add_option("--sample-batch", o->c.batch, "Sequences the teacher samples at once (batched decoding)")
       ->default_val(128)
@@ -42,10 +47,25 @@ void add_distill(CLI::App& app) {
   o->flags.add_to(*sub, training_setting_flags(), defaults);
   add_threads_flag(*sub, o->threads);
   add_checkpoint_help(*sub);
-  sub->callback([o] {
+  sub->callback([o, sub, teacher, student, out] {
     apply_threads(o->threads);
     o->c.rejection = !o->keep_all;
     nlohmann::json settings = gather_settings(o->hparams, o->flags);
+    if (!o->resume.empty()) {
+      // only training settings may come again (--steps ...); the rest is the distillation's own
+      for (const CLI::Option* opt : sub->get_options()) {
+        const std::string name = opt->get_name();
+        std::string key = name.substr(2);
+        std::replace(key.begin(), key.end(), '-', '_');
+        const bool allowed = name == "--resume" || name == "--threads" || name == "--hparams" || settings.contains(key);
+        if (opt->count() > 0 && !allowed)
+          fail("{}: not with --resume (the distillation keeps its teacher, student, data and sampling settings)", name);
+      }
+      distill_resume(o->resume, settings);
+      return;
+    }
+    for (const CLI::Option* required : {teacher, student, out})
+      if (required->count() == 0) fail("{} is required (or --resume OUT to continue a distillation)", required->get_name());
     if (o->c.top_k > 0 && !settings.contains("distill_weight")) settings["distill_weight"] = 1.0;
     o->c.train = TrainConfig::from_json(settings, o->hparams.empty() ? kFlagsOrigin : o->hparams);
     DistillStats st = distill(o->c);

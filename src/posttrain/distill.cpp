@@ -72,15 +72,44 @@ DistillStats distill(const DistillConfig& c) {
   using clock = std::chrono::steady_clock;
   const auto t0 = clock::now();
   if (c.task.empty() == c.prompts_file.empty()) fail("give exactly one of --task or --prompts");
+  const std::string run = path_join(c.out, "student");
+  if (RunDir(run).has_checkpoint())
+    fail("--out {}: already holds a distillation (its student has a checkpoint in {}); --resume {} continues it, or "
+         "give another --out",
+         c.out, run, c.out);
   const std::string teacher_dir = resolve_model_dir(c.teacher);
   Tokenizer tok = Tokenizer::load(teacher_dir);
+  // the student learns the teacher's token ids and its folder gets the teacher's tokenizer: they must be the same
+  if (is_directory(c.student) && Tokenizer::find_file(c.student) &&
+      Tokenizer::content_fingerprint(c.student) != Tokenizer::content_fingerprint(teacher_dir))
+    fail("--student {}: its tokenizer differs from the teacher's ({}) in vocabulary, merges or added tokens; the "
+         "student would learn the teacher's token ids, so distil into a student with the teacher's tokenizer (or "
+         "a config.json, initialised randomly)",
+         c.student, teacher_dir);
   std::unique_ptr<Task> task = c.task.empty() ? load_prompts_task(c.prompts_file) : make_task(c.task, c.task_options);
   make_dirs(c.out);
   DistillStats st;
 
-  // 1. teacher samples, kept if the verifier accepts them
-  const std::string data_path = path_join(c.out, "distill_data.jsonl");
-  if (!file_exists(data_path)) {
+  // 1. teacher samples, kept if the verifier accepts them; data of an earlier start is reused only if sampled alike
+  const std::string data_path = path_join(c.out, "distill_data.jsonl"), settings_path = path_join(c.out, "distill.json");
+  const json sampling{{"teacher", std::filesystem::absolute(teacher_dir).string()},
+                      {"teacher_tokenizer", Tokenizer::content_fingerprint(teacher_dir)},
+                      {"task", c.task},
+                      {"prompts_file", c.prompts_file.empty() ? "" : std::filesystem::absolute(c.prompts_file).string()},
+                      {"task_seed", c.task_options.seed},
+                      {"task_options", json{{"min_digits", c.task_options.min_digits}, {"max_digits", c.task_options.max_digits},
+                                            {"ops", c.task_options.ops}, {"numbers", c.task_options.numbers},
+                                            {"max_number", c.task_options.max_number}, {"max_target", c.task_options.max_target}}},
+                      {"n_prompts", c.prompts},
+                      {"samples_per_prompt", c.samples_per_prompt},
+                      {"temperature", c.temperature},
+                      {"max_new_tokens", c.max_new_tokens},
+                      {"rejection", c.rejection},
+                      {"seed", c.train.seed}};
+  const bool reuse = file_exists(data_path) && file_exists(settings_path) &&
+                     json::parse(read_file(settings_path), nullptr, false) == sampling;
+  if (reuse) std::fprintf(stderr, "%s: reusing the teacher samples of an earlier start (same settings)\n", data_path.c_str());
+  if (!reuse) {
     Model teacher = Model::load(teacher_dir);
     Forward fwd(teacher);
     BatchGenerator gen(fwd);
@@ -123,12 +152,12 @@ DistillStats distill(const DistillConfig& c) {
     st.teacher_accuracy = st.generated ? correct / double(st.generated) : 0.0;
     if (st.kept == 0) fail("the teacher produced no accepted completions ({} sampled); nothing to distil", st.generated);
     write_file_atomic(data_path, out);
+    write_file_atomic(settings_path, sampling.dump(2) + "\n");
     write_file_atomic(path_join(c.out, "distill_stats.json"),
                       json{{"generated", st.generated}, {"kept", st.kept}, {"teacher_sample_accuracy", st.teacher_accuracy}}.dump(2) + "\n");
   }
 
   // 2. the student learns the accepted completions (and the teacher's distributions, if asked)
-  const std::string run = path_join(c.out, "student");
   Model student;
   if (is_directory(c.student)) {
     student = Model::load(c.student, LoadOptions{.mtp = true});
@@ -149,11 +178,16 @@ DistillStats distill(const DistillConfig& c) {
     data.teacher = teacher_dir;
     data.teacher_top_k = c.top_k;
   }
-  auto trainer = file_exists(path_join(run, "latest")) ? Trainer::resume(run, json::object())
-                                                       : Trainer::create(run, std::move(student), data, c.train);
-  trainer->train();
+  Trainer::create(run, std::move(student), data, c.train)->train();
   st.seconds = std::chrono::duration<double>(clock::now() - t0).count();
   return st;
+}
+
+void distill_resume(const std::string& out, const json& overrides) {
+  const std::string run = path_join(out, "student");
+  if (!file_exists(path_join(run, "run.json")))
+    fail("--resume {}: not a distillation folder (no student run in {})", out, run);
+  Trainer::resume(run, overrides)->train();
 }
 
 }  // namespace dseek

@@ -54,8 +54,14 @@ struct DistillStats {
   double teacher_accuracy = 0, seconds = 0;
 };
 
-// Generates RUN/distill_data.jsonl with the teacher, then trains the student (a model folder or a config.json
-// initialised randomly) on it in RUN.
+// Generates OUT/distill_data.jsonl with the teacher, then trains the student (a model folder or a config.json
+// initialised randomly) on it in OUT/student. An OUT that holds a student checkpoint is refused (resume it with
+// distill_resume); teacher data left by a run stopped earlier is reused only if it was sampled with the same
+// settings (OUT/distill.json). A student folder with a tokenizer must have the teacher's, compared by content.
 DistillStats distill(const DistillConfig& c);
+
+// Continues the student's training in OUT/student from its latest checkpoint; `overrides` are training settings
+// given again (steps, time_limit, save and log cadence).
+void distill_resume(const std::string& out, const nlohmann::json& overrides);
 
 }  // namespace dseek

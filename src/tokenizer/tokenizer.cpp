@@ -282,6 +282,17 @@ std::string file_of(const std::string& path) {
 }
 }  // namespace
 
+uint64_t Tokenizer::content_fingerprint(const std::string& path) {
+  const std::string file = file_of(path);
+  const json tj = read_json(file);
+  if (!tj.is_object()) fail("{}: expected a JSON object", file);
+  // nlohmann's objects are ordered by key, so the dump is canonical
+  const std::string content = tj.value("model", json()).dump() + "\n" + tj.value("added_tokens", json()).dump();
+  uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (unsigned char ch : content) h = (h ^ ch) * 1099511628211ull;
+  return h;
+}
+
 void Tokenizer::copy_files(const std::string& path, const std::string& dir) {
   const fs::path file(file_of(path));
   write_file_atomic((fs::path(dir) / "tokenizer.json").string(), read_file(file.string()));

@@ -42,6 +42,9 @@ class Tokenizer {
   static Tokenizer load(const std::string& path, const TokenizerOptions& options = {});
   // The tokenizer.json file `path` means, as load() finds it; none when the folder holds none.
   static std::optional<std::string> find_file(const std::string& path);
+  // A hash of what decides the ids of a text: the model's vocabulary and merges and the added tokens of tokenizer
+  // `path`'s tokenizer.json. Two tokenizers of the same size with different vocabularies differ here.
+  static uint64_t content_fingerprint(const std::string& path);
   // Copies tokenizer.json and (when present) tokenizer_config.json of tokenizer `path` into folder `dir`.
   static void copy_files(const std::string& path, const std::string& dir);
   // From parsed files; `config` may be null. `name` is used in error messages.
