@@ -2,10 +2,13 @@
 // the closest spelling in the order typed, one spelling of the task seed.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "cli/parse_errors.h"
 #include "core/fileio.h"
+#include "core/tensor.h"
+#include "formats/safetensors.h"
 #include "test_util.h"
 
 namespace dseek {
@@ -89,6 +92,45 @@ TEST(Cli, TheTaskSeedIsSpeltTheSameEverywhere) {
   EXPECT_FALSE(a.empty());
   EXPECT_EQ(a, read_file(d / "b.jsonl"));
   EXPECT_NE(a, read_file(d / "c.jsonl"));
+}
+
+// Every command with its default flags on the smallest shipped config (configs/tiny.json: MoE + MTP), given a
+// 128-token context: only the inputs and outputs are given, and for the trainers the length of the run
+// (--steps 1; distill also fewer teacher prompts, kept without a verifier, as a random teacher is never right).
+TEST(Cli, EveryCommandRunsWithDefaultFlagsOnTheSmallestConfig) {
+  test::TempDir d;
+  // configs/tiny.json with a context of 128 positions: defaults (--seq-len 256, --max-tokens 256) must follow it
+  nlohmann::json config = nlohmann::json::parse(read_file(test::source_dir() + "/configs/tiny.json"));
+  config["max_position_embeddings"] = 128;
+  const std::string tiny = d / "tiny-128.json", text = d / "text.txt";
+  write_file_atomic(tiny, config.dump(2));
+  write_file_atomic(text, read_file(test::source_dir() + "/data/tinyshakespeare.txt").substr(0, 40000));
+  Tensor tokens = Tensor::zeros(DType::I32, {1, 4});
+  for (int i = 0; i < 4; i++) tokens.as<int32_t>()[i] = 2 + i;
+  save_safetensors(d / "tokens.safetensors", {{"tokens", tokens}});
+  write_file_atomic(d / "lines.jsonl", "\"hello\"\n");
+  write_file_atomic(d / "chats.jsonl", R"([{"role": "user", "content": "hi"}])" "\n");
+  const std::string model = d / "model", tok = d / "tok";
+  const std::vector<std::string> commands{
+      "tokenizer train --vocab-size 512 --input '" + text + "' --out '" + tok + "'",
+      "init --config '" + tiny + "' --tokenizer '" + tok + "' --out '" + model + "'",
+      "logits --model '" + model + "' --input '" + d / "tokens.safetensors" + "' --output '" + d / "logits.safetensors" + "'",
+      "generate --model '" + model + "' --prompt 'To be'",
+      "tokenize --tokenizer '" + model + "' < '" + d / "lines.jsonl" + "'",
+      "chat-template --tokenizer '" + model + "' < '" + d / "chats.jsonl" + "'",
+      "prepare --tokenizer '" + tok + "' --input '" + text + "' --out '" + d / "data" + "'",
+      "train --config '" + tiny + "' --data '" + d / "data" + "' --out '" + d / "train" + "' --steps 1",
+      "task export --task arithmetic --out '" + d / "arith.jsonl" + "'",
+      "sft --model '" + model + "' --data '" + d / "arith.jsonl" + "' --out '" + d / "sft" + "' --steps 1",
+      "grpo --model '" + model + "' --task arithmetic --out '" + d / "grpo" + "' --steps 1",
+      "eval --model '" + d / "grpo" + "' --task arithmetic",
+      "distill --teacher '" + model + "' --student '" + tiny + "' --task arithmetic --out '" + d / "distill" +
+          "' --steps 1 --n-prompts 8 --keep-all",
+      "plot --run '" + d / "train" + "' --out '" + d / "plot.svg" + "'"};
+  for (const std::string& c : commands) {
+    CommandResult r = run_dseek(c);
+    EXPECT_EQ(r.status, 0) << c << "\n" << r.out;
+  }
 }
 
 }  // namespace
