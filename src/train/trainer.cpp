@@ -271,9 +271,12 @@ void Trainer::train() {
     if (model_.config.uses_score_bias()) update_routing_bias(model_.w, load, cfg_.bias_gamma);
     if (prec == Precision::BF16) refresh_bf16_copy(c, model_.w, compute_);
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    json rec{{"loss", sum.main * inv}, {"mtp_loss", sum.mtp * inv}, {"aux_loss", sum.aux * inv},
-             {"total_loss", sum.total * inv}, {"distill_kl", sum.soft_kl * inv}, {"lr", lr}, {"grad_norm", os.grad_norm},
+    // only the terms this run has (a dense student has no MTP or balance loss, only distillation has a KL)
+    json rec{{"loss", sum.main * inv}, {"total_loss", sum.total * inv}, {"lr", lr}, {"grad_norm", os.grad_norm},
              {"tokens_per_s", double(tokens_per_step) / dt}, {"mfu", peak.utilisation(fpt * double(tokens_per_step) / dt)}};
+    if (has_mtp) rec["mtp_loss"] = sum.mtp * inv;
+    if (go.layer.aux_alpha > 0) rec["aux_loss"] = sum.aux * inv;
+    if (cfg_.distill_weight > 0) rec["distill_kl"] = sum.soft_kl * inv;
     window_s.push(dt);
     if (!load.empty()) {
       json ratio = json::array(), loads = json::array();
