@@ -49,13 +49,13 @@ if [ ! -f init/model.safetensors ]; then
 fi
 
 sft() {  # sft DATA OUT STEPS
-  [ -f "$2/latest" ] && return 0
+  [ -e "$2/latest" ] && return 0
   timed "sft $2" $dseek sft --model init --data "$1" --out "$2" --steps "$3" --batch-size 16 --seq-len 128 \
     --lr 2e-3 --warmup 20 --schedule constant --save-every 500 --log-every 100 --seed 1
 }
 grpo() {  # grpo MODEL TASK OUT STEPS LR [task flags]
   local model=$1 task=$2 o=$3 steps=$4 lr=$5; shift 5
-  [ -f "$o/latest" ] && return 0
+  [ -e "$o/latest" ] && return 0
   timed "grpo $o" $dseek grpo --model "$model" --task "$task" "$@" --out "$o" --steps "$steps" \
     --group-size 8 --prompts-per-step 16 --max-new-tokens 96 --lr "$lr" --beta 0.04 \
     --eval-every 50 --eval-n 256 --log-every 10 --seed 1
@@ -78,7 +78,7 @@ fi
 # 4. distillation of the GRPO arithmetic model into a 3-layer dense student (1.3 M parameters, teacher 2.9 M):
 #    rejection-sampled teacher completions, plus the KL to the teacher's top-8 next-token distribution
 distill() {  # distill STUDENT_CONFIG OUT
-  [ -f "$2/student/latest" ] && return 0
+  [ -e "$2/student/latest" ] && return 0
   timed "distill $2" $dseek distill --teacher arith-grpo --student "$1" --task arithmetic \
     "${arith[@]}" --out "$2" --n-prompts 40000 --samples-per-prompt 1 --teacher-temperature 0.7 --top-k 8 --distill-weight 1 \
     --steps "${DISTILL_STEPS:-8500}" --batch-size 16 --seq-len 128 --lr 2e-3 --warmup 20 --schedule constant \

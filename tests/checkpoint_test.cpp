@@ -56,11 +56,7 @@ void expect_complete_checkpoints(const std::string& run, const std::string& when
   }
 }
 
-std::string latest_file(const std::string& run, const std::string& file) {
-  std::string name = read_file(run + "/latest");
-  while (!name.empty() && name.back() == '\n') name.pop_back();
-  return read_file(run + "/" + name + "/" + file);
-}
+std::string latest_file(const std::string& run, const std::string& file) { return read_file(run + "/latest/" + file); }
 
 // Same losses at every step and the same final weights and optimizer state, byte for byte.
 void expect_same_run(const std::string& a, const std::string& b, size_t steps) {

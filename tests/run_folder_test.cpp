@@ -1,4 +1,4 @@
-// A training run folder as users meet it: RUN/final is a complete Hugging Face folder (the files and config keys
+// A training run folder as users meet it: RUN/final (and RUN/latest) is a complete Hugging Face folder (the files and config keys
 // transformers' save_pretrained writes), and the run folder itself works wherever a model or tokenizer folder does.
 #include <gtest/gtest.h>
 
@@ -52,6 +52,10 @@ TEST_F(RunFolder, FinalIsACompleteHuggingFaceFolderOfTheLastStep) {
   const Model a = Model::load(final_dir), b = Model::load(checkpoint);
   EXPECT_EQ(read_file(final_dir + "/model.safetensors"), read_file(checkpoint + "/model.safetensors"));
   EXPECT_EQ(a.config.to_json(), b.config.to_json());
+  // RUN/latest is a model folder too: a link to the newest checkpoint
+  EXPECT_TRUE(fs::is_symlink(run() + "/latest"));
+  EXPECT_EQ(fs::canonical(run() + "/latest"), fs::canonical(checkpoint));
+  EXPECT_EQ(Model::load(run() + "/latest").config.to_json(), b.config.to_json());
   // config.json says how the weights are stored; generation_config.json carries the special ids (no sampling
   // defaults were set, so transformers decodes greedily, as it does for save_pretrained's own file)
   const json config = read_json(final_dir + "/config.json"), gen = read_json(final_dir + "/generation_config.json");

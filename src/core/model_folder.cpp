@@ -1,20 +1,36 @@
 #include "core/model_folder.h"
 
+#include <filesystem>
+
 #include "core/error.h"
 #include "core/fileio.h"
 
 namespace dseek {
 
+namespace fs = std::filesystem;
+
 std::optional<std::string> latest_checkpoint_of(const std::string& run) {
-  const std::string latest = path_join(run, "latest");
-  if (!file_exists(latest)) return std::nullopt;
-  std::string name = read_file(latest);
-  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+  const fs::path latest = fs::path(run) / "latest";
+  std::error_code ec;
+  std::string name;
+  if (fs::is_symlink(latest, ec)) {
+    name = fs::read_symlink(latest, ec).string();
+  } else if (fs::is_regular_file(latest, ec)) {  // runs written before `latest` became a link: a file naming it
+    name = read_file(latest.string());
+    while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+  } else {
+    return std::nullopt;
+  }
   if (name.empty() || name.find("..") != std::string::npos || name.front() == '/')
-    fail("{}: does not name a checkpoint folder", latest);
+    fail("{}: does not name a checkpoint folder inside the run", latest.string());
   const std::string dir = path_join(run, name);
-  if (!is_directory(dir)) fail("{}: names {}, which does not exist", latest, dir);
+  if (!is_directory(dir)) fail("{}: names {}, which does not exist", latest.string(), dir);
   return dir;
+}
+
+bool has_latest_checkpoint(const std::string& run) {
+  std::error_code ec;
+  return fs::exists(fs::symlink_status(fs::path(run) / "latest", ec));
 }
 
 std::string resolve_model_dir(const std::string& path) {

@@ -22,7 +22,7 @@ using json = nlohmann::json;
 
 std::string RunDir::metrics_path() const { return path_join(path_, "metrics.jsonl"); }
 
-bool RunDir::has_checkpoint() const { return file_exists(path_join(path_, "latest")); }
+bool RunDir::has_checkpoint() const { return has_latest_checkpoint(path_); }
 
 std::string RunDir::latest_checkpoint() const {
   if (auto dir = latest_checkpoint_of(path_)) return *dir;
@@ -82,7 +82,7 @@ void RunDir::remove_stale_temporaries() const {
 }
 
 void RunDir::start_new() const {
-  if (file_exists(path_join(path_, "latest")))
+  if (has_checkpoint())
     fail("{}: already holds a run; use --resume {} to continue it, or another --out", path_, path_);
   const char* run_files[] = {"run.json", "metrics.jsonl", "checkpoints", "reference", "final", "loss.svg", "expert_load.svg",
                              "expert_load_last.svg", "reward.svg", "kl.svg"};
@@ -135,7 +135,13 @@ std::string RunDir::save_checkpoint(int64_t step, const std::function<void(const
   if (file_exists(final_dir)) discard_checkpoint(ckdir, name);
   fs::rename(tmp, final_dir, ec);
   if (ec) fail("{}: cannot rename checkpoint into place: {}", final_dir, ec.message());
-  write_file_atomic(path_join(path_, "latest"), "checkpoints/" + name + "\n");
+  // RUN/latest: a link to the new checkpoint, made under a temporary name and renamed over the old one (atomic)
+  const std::string latest = path_join(path_, "latest"), link = fmt::format("{}.tmp.{}", latest, ::getpid());
+  fs::remove(link, ec);
+  fs::create_directory_symlink("checkpoints/" + name, link, ec);
+  if (ec) fail("{}: cannot create a link to {}: {}", link, final_dir, ec.message());
+  fs::rename(link, latest, ec);
+  if (ec) fail("{}: cannot rename to {}: {}", link, latest, ec.message());
   prune_checkpoints(ckdir, step, keep);
   return final_dir;
 }

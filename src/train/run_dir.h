@@ -1,6 +1,7 @@
 // A training run folder: RUN/metrics.jsonl (one JSON object per step), RUN/loss.svg and RUN/expert_load.svg,
 // RUN/checkpoints/step-NNNNNNNN/ (a complete Hugging Face model folder plus optimizer and trainer state),
-// RUN/latest naming the newest complete checkpoint, RUN/final/ the model a run ended with (a Hugging Face folder). Checkpoints are written into a temporary folder that is
+// RUN/latest a symbolic link to the newest complete checkpoint and RUN/final/ the model a run ended with (both
+// Hugging Face model folders). Checkpoints are written into a temporary folder that is
 // renamed into place, and `latest` is replaced atomically, so an interrupted save never hides the previous one.
 // Old checkpoints are renamed to a trash name before they are deleted, so a half-deleted folder is never taken
 // for a checkpoint. Temporaries a killed process left (`*.tmp.PID` files, `step-N.tmp` and trash folders) are
@@ -19,7 +20,7 @@ class RunDir {
   explicit RunDir(std::string path) : path_(std::move(path)) {}
   const std::string& path() const { return path_; }
   std::string metrics_path() const;
-  std::string latest_checkpoint() const;  // folder named by RUN/latest; error if none
+  std::string latest_checkpoint() const;  // folder RUN/latest points to; error if none
   bool has_checkpoint() const;
 
   // Prepares the folder for a new run: an error if it holds a checkpoint; the files of a run that stopped before
