@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   dseek::cli::add_task(app);
   dseek::cli::add_distill(app);
   dseek::cli::add_eval(app);
+  dseek::cli::add_quantize(app);
   if (argc < 2) {  // no command: the command list, as --help prints it
     std::fputs(app.help().c_str(), stdout);
     return 0;
