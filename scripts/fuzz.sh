@@ -32,9 +32,9 @@ for exe in "$BUILD"/fuzz/fuzz_*; do
   "$exe" "$corpus" "$BUILD/seeds/$name" -max_total_time="$SECONDS_PER_HARNESS" -print_final_stats=1 \
     -timeout=10 -rss_limit_mb=4096 -max_len=65536 -artifact_prefix="$BUILD/findings/$name/" \
     ${FUZZ_JOBS:+-fork=$FUZZ_JOBS} >"$log" 2>&1 || rc=$?
-  execs=$(grep -ao 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
+  execs=$({ grep -ao 'stat::number_of_executed_units: *[0-9]*' "$log" || true; } | grep -o '[0-9]*$' | tail -1)
   # with FUZZ_JOBS the parent prints no final stats: its last "#N: cov: ..." line counts the finished jobs' runs
-  [ -n "$execs" ] || execs=$(grep -aoE '^#[0-9]+: cov' "$log" | grep -oE '[0-9]+' | tail -1)
+  [ -n "$execs" ] || execs=$({ grep -aoE '^#[0-9]+: cov' "$log" || true; } | grep -oE '[0-9]+' | tail -1)
   execs=${execs:-0}
   total=$((total + execs))
   if [ "$rc" != 0 ]; then
