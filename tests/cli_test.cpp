@@ -126,7 +126,9 @@ TEST(Cli, EveryCommandRunsWithDefaultFlagsOnTheSmallestConfig) {
       "eval --model '" + d / "grpo" + "' --task arithmetic",
       "distill --teacher '" + model + "' --student '" + tiny + "' --task arithmetic --out '" + d / "distill" +
           "' --steps 1 --n-prompts 8 --keep-all",
-      "plot --run '" + d / "train" + "' --out '" + d / "plot.svg" + "'"};
+      "plot --run '" + d / "train" + "' --out '" + d / "plot.svg" + "'",
+      "quantize --model '" + d / "train" + "' --to fp8 --out '" + d / "fp8" + "'",
+      "generate --model '" + d / "fp8" + "' --prompt 'To be'"};
   for (const std::string& c : commands) {
     CommandResult r = run_dseek(c);
     EXPECT_EQ(r.status, 0) << c << "\n" << r.out;
