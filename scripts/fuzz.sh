@@ -19,6 +19,15 @@ mkdir -p "$BUILD/findings" "$BUILD/logs"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 
+# Executions a harness's log reports: its final stats, or with FUZZ_JOBS (no final stats in the parent) the last
+# "#N: cov: ..." progress line, which counts the finished jobs' runs.
+count_executions() {
+  local n
+  n=$(grep -aoE 'stat::number_of_executed_units: *[0-9]+' "$1" | grep -oE '[0-9]+$' | tail -1 || true)
+  [ -n "$n" ] || n=$(grep -aoE '^#[0-9]+: cov' "$1" | grep -oE '[0-9]+' | tail -1 || true)
+  echo "${n:-0}"
+}
+
 status=0
 total=0
 for exe in "$BUILD"/fuzz/fuzz_*; do
@@ -32,10 +41,7 @@ for exe in "$BUILD"/fuzz/fuzz_*; do
   "$exe" "$corpus" "$BUILD/seeds/$name" -max_total_time="$SECONDS_PER_HARNESS" -print_final_stats=1 \
     -timeout=10 -rss_limit_mb=4096 -max_len=65536 -artifact_prefix="$BUILD/findings/$name/" \
     ${FUZZ_JOBS:+-fork=$FUZZ_JOBS} >"$log" 2>&1 || rc=$?
-  execs=$({ grep -ao 'stat::number_of_executed_units: *[0-9]*' "$log" || true; } | grep -o '[0-9]*$' | tail -1)
-  # with FUZZ_JOBS the parent prints no final stats: its last "#N: cov: ..." line counts the finished jobs' runs
-  [ -n "$execs" ] || execs=$({ grep -aoE '^#[0-9]+: cov' "$log" || true; } | grep -oE '[0-9]+' | tail -1)
-  execs=${execs:-0}
+  execs=$(count_executions "$log")
   total=$((total + execs))
   if [ "$rc" != 0 ]; then
     status=1
