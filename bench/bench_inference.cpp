@@ -1,5 +1,5 @@
 // Inference speed on bench-small (or DSEEK_BENCH_CONFIG, e.g. configs/bench-qwen2.json): prefill of a 512-token prompt and batch-1 decode at 512 tokens of context,
-// F32 and BF16 weights. Run one configuration per process for a meaningful peak RSS, e.g.
+// F32, BF16 and FP8 (E4M3 projections with 128 x 128 block scales, head BF16) weights. Run one configuration per process for a meaningful peak RSS, e.g.
 //   bench_inference --benchmark_filter='BM_Decode/bf16' --threads 2
 #include <benchmark/benchmark.h>
 
@@ -29,11 +29,13 @@ Loaded loaded(DType dt) {
 
 // Weight bytes per token. Decode streams every active matrix (routed experts: top-k of n), the head and one embedding
 // row per token; a prefill forward reads every matrix once (all experts receive rows) for its kPrompt tokens.
+// FP8 checkpoints keep the head in BF16 (as DeepSeek-V3 ships them): one byte per projection weight, two per head one.
 double weight_bytes_per_token(const Model& m, DType dt, bool decode) {
   const ModelConfig& c = m.config;
   const double embed = double(c.vocab_size) * double(c.hidden_size);
   const double params = double(m.parameter_count(decode)) - (c.tie_word_embeddings ? 0.0 : embed);
-  return params * double(dtype_size(dt)) / (decode ? 1.0 : double(kPrompt));
+  const double bytes = dt == DType::F8_E4M3 ? (params - embed) + 2.0 * embed : params * double(dtype_size(dt));
+  return bytes / (decode ? 1.0 : double(kPrompt));
 }
 
 void counters(benchmark::State& state, const Model& m, double tokens, DType dt, bool decode) {
@@ -87,6 +89,8 @@ BENCHMARK_CAPTURE(BM_Prefill, f32, DType::F32)->Unit(benchmark::kMillisecond)->M
 BENCHMARK_CAPTURE(BM_Prefill, bf16, DType::BF16)->Unit(benchmark::kMillisecond)->MinTime(3.0);
 BENCHMARK_CAPTURE(BM_Decode, f32, DType::F32)->Unit(benchmark::kMicrosecond)->MinTime(3.0);
 BENCHMARK_CAPTURE(BM_Decode, bf16, DType::BF16)->Unit(benchmark::kMicrosecond)->MinTime(3.0);
+BENCHMARK_CAPTURE(BM_Prefill, fp8, DType::F8_E4M3)->Unit(benchmark::kMillisecond)->MinTime(3.0);
+BENCHMARK_CAPTURE(BM_Decode, fp8, DType::F8_E4M3)->Unit(benchmark::kMicrosecond)->MinTime(3.0);
 
 }  // namespace
 }  // namespace dseek

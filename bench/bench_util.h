@@ -13,6 +13,7 @@
 #include "core/fileio.h"
 #include "core/threads.h"
 #include "model/model.h"
+#include "model/quantize.h"
 
 namespace dseek::bench {
 
@@ -36,18 +37,25 @@ inline std::string bench_model_dir(DType dt) {
   const std::string config = bench_config_path();
   std::string stem = config.substr(config.find_last_of('/') + 1);
   stem = stem.substr(0, stem.rfind(".json"));
-  std::string dir = std::string(base ? base : "/tmp/dseek-bench") + "/" + stem + "-" + (dt == DType::BF16 ? "bf16" : "f32");
+  const char* suffix = dt == DType::BF16 ? "bf16" : dt == DType::F8_E4M3 ? "fp8" : "f32";
+  std::string dir = std::string(base ? base : "/tmp/dseek-bench") + "/" + stem + "-" + suffix;
   if (!file_exists(path_join(dir, "config.json"))) {
-    Model m = Model::random(ModelConfig::load(bench_config_path()), 0, dt);
-    m.save(dir, dt);
+    if (dt == DType::F8_E4M3) {  // as `dseek quantize --to fp8` writes it: E4M3 projections, the rest BF16
+      Model m = Model::random(ModelConfig::load(bench_config_path()), 0, DType::F32);
+      quantize_model_fp8(m);
+      m.save(dir, DType::BF16);
+    } else {
+      Model m = Model::random(ModelConfig::load(bench_config_path()), 0, dt);
+      m.save(dir, dt);
+    }
   }
   return dir;
 }
 
 // The benchmark model of one dtype, loaded once per process (memory-mapped, as users load it).
 inline Model& cached_model(DType dt) {
-  static std::unique_ptr<Model> f32, bf16;
-  auto& slot = dt == DType::BF16 ? bf16 : f32;
+  static std::unique_ptr<Model> f32, bf16, fp8;
+  auto& slot = dt == DType::BF16 ? bf16 : dt == DType::F8_E4M3 ? fp8 : f32;
   if (!slot) slot = std::make_unique<Model>(Model::load(bench_model_dir(dt)));
   return *slot;
 }

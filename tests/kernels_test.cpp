@@ -2,6 +2,7 @@
 // multiples of the vector length, and FP8 blocks cut at an offset, against a double-precision sum over MatRef::at.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -18,8 +19,8 @@ struct Weights {
   MatRef ref;
 };
 
-// Random [N, K] weights in dtype dt; FP8 with 16x16 scale blocks.
-Weights random_weights(DType dt, int64_t N, int64_t K, uint32_t seed) {
+// Random [N, K] weights in dtype dt; FP8 with block x block scale blocks.
+Weights random_weights(DType dt, int64_t N, int64_t K, uint32_t seed, int64_t block = 16) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> g(0.0f, 1.0f);
   Weights w;
@@ -40,9 +41,9 @@ Weights random_weights(DType dt, int64_t N, int64_t K, uint32_t seed) {
   w.ref.cols = K;
   w.ref.ld = K;
   if (dt == DType::F8_E4M3) {
-    w.ref.block_rows = w.ref.block_cols = 16;
-    w.ref.scale_ld = (K + 15) / 16;
-    w.scales.resize(size_t((N + 15) / 16 * w.ref.scale_ld));
+    w.ref.block_rows = w.ref.block_cols = block;
+    w.ref.scale_ld = (K + block - 1) / block;
+    w.scales.resize(size_t((N + block - 1) / block * w.ref.scale_ld));
     std::uniform_real_distribution<float> u(0.002f, 0.02f);
     for (float& s : w.scales) s = u(rng);
     w.ref.scale_inv = w.scales.data();
@@ -83,6 +84,35 @@ TEST(Kernels, WeightProductsMatchElementwiseReference) {
       const Weights w = random_weights(dt, 21, K, uint32_t(K));
       for (int64_t M : {1, 2, 3, 4, 5, 7, 8, 9, 12}) expect_product(w.ref, M, uint32_t(M * 100 + K));
     }
+}
+
+TEST(Kernels, Fp8DecodeWithDeepSeekBlocksMatchesElementwiseReference) {
+  // 128 x 128 blocks as DeepSeek-V3 ships them: batch-1 products take the BF16 dot-product path on CPUs with
+  // AVX512-BF16 (whole and partial blocks, rows in fours and a remainder, slices starting on a block)
+  Weights w = random_weights(DType::F8_E4M3, 261, 300, 11, 128);
+  for (int c = 0; c < 256; c++)  // every E4M3 code but NaN (0x7f, 0xff) somewhere, subnormals included
+    w.bytes[size_t(c % 8) * 300 + size_t(c / 8) * 9] = uint8_t((c & 0x7f) == 0x7f ? 0 : c);
+  for (int64_t M : {1, 2}) expect_product(w.ref, M, uint32_t(M));
+  expect_product(w.ref.row_slice(130, 101).col_slice(128, 172), 1, 5);
+  expect_product(w.ref.col_slice(0, 200), 1, 6);
+}
+
+TEST(Kernels, Fp8DecodeReadsEveryE4M3CodeExactly) {
+  // row c holds only code c (at a column that moves with c), scales 1 and x all ones: y[c] is the code's value,
+  // decoded here by hand (sign, 4 exponent bits with bias 7, 3 mantissa bits; subnormals m * 2^-9)
+  const int64_t N = 256, K = 160;
+  Weights w = random_weights(DType::F8_E4M3, N, K, 1, 128);
+  std::fill(w.bytes.begin(), w.bytes.end(), uint8_t(0));
+  std::fill(w.scales.begin(), w.scales.end(), 1.0f);
+  for (int64_t c = 0; c < N; c++) w.bytes[size_t(c * K + (c * 37) % K)] = (c & 0x7f) == 0x7f ? 0 : uint8_t(c);
+  std::vector<float> x(size_t(K), 1.0f), y(size_t(N), -1.0f);
+  matmul(Matmul{1, x.data(), K, w.ref, y.data(), N, false});
+  for (int64_t c = 0; c < N; c++) {
+    if ((c & 0x7f) == 0x7f) continue;
+    const int e = int(c >> 3) & 15, m = int(c) & 7;
+    const double v = (e == 0 ? m / 8.0 * std::ldexp(1.0, -6) : (1 + m / 8.0) * std::ldexp(1.0, e - 7)) * (c & 0x80 ? -1 : 1);
+    EXPECT_EQ(double(y[size_t(c)]), v) << "code " << c;
+  }
 }
 
 TEST(Kernels, Fp8SlicesKeepTheirBlockScales) {

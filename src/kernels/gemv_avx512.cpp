@@ -1,7 +1,9 @@
 // AVX-512 GEMV: four weight rows at a time against up to four activation rows, weights widened to F32 in
-// registers (BF16: shift; F16: vcvtph2ps; FP8 E4M3: exponent rebias by 2^120, then the block scale).
+// registers (BF16: shift; F16: vcvtph2ps; FP8 E4M3: exponent rebias by 2^120, then the block scale); BF16 weights
+// and, at batch 1, FP8 weights (widened exactly to BF16) multiply BF16 hi + lo parts of x with vdpbf16ps.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "kernels/gemv.h"
@@ -180,17 +182,16 @@ inline void rows4_dot_bf16_m1(const GemvJob& j, int64_t n, const uint16_t* xhi, 
   }
 }
 
-void rows_bf16(const GemvJob& j, int64_t n0, int64_t n1) {
-  // split x into bf16 hi + lo (per thread; K is small next to the weights)
-  thread_local std::vector<uint16_t> split;
-  const int64_t K = j.w.cols, ldxb = (K + 31) / 32 * 32;
+// x split into BF16 hi + lo (x to ~2^-16 relative) for the vdpbf16ps paths, per thread: K is small next to the weights.
+void split_bf16(const GemvJob& j, std::vector<uint16_t>& split, int64_t& ldxb) {
+  const int64_t K = j.w.cols;
+  ldxb = (K + 31) / 32 * 32;
   split.resize(size_t(2 * j.M * ldxb));
   uint16_t* xhi = split.data();
   uint16_t* xlo = split.data() + j.M * ldxb;
   for (int64_t m = 0; m < j.M; m++) {
     const float* x = j.x + m * j.ldx;
-    int64_t k = 0;
-    for (; k < K; k += 16) {
+    for (int64_t k = 0; k < K; k += 16) {
       const __mmask16 mask = tail_mask(K - k);
       const __m512 v = _mm512_maskz_loadu_ps(mask, x + k);
       const __m256bh hi = _mm512_cvtneps_pbh(v);
@@ -200,6 +201,14 @@ void rows_bf16(const GemvJob& j, int64_t n0, int64_t n1) {
       _mm256_mask_storeu_epi16(xlo + m * ldxb + k, mask, (__m256i)lo);
     }
   }
+}
+
+void rows_bf16(const GemvJob& j, int64_t n0, int64_t n1) {
+  thread_local std::vector<uint16_t> split;
+  int64_t ldxb = 0;
+  split_bf16(j, split, ldxb);
+  const uint16_t* xhi = split.data();
+  const uint16_t* xlo = split.data() + j.M * ldxb;
   int64_t n = n0;
   if (j.M == 1)
     for (; n + 4 <= n1; n += 4) rows4_dot_bf16_m1(j, n, xhi, xlo);
@@ -214,6 +223,82 @@ void rows_bf16(const GemvJob& j, int64_t n0, int64_t n1) {
       default: break;
     }
   }
+}
+
+// FP8 E4M3 -> BF16, exactly (E4M3 has 3 mantissa bits and exponents 2^-9..2^8). Each byte sign-extended to 16
+// bits and shifted left by 4 puts the sign at bit 15 and the exponent and mantissa at BF16's bits 10..4; adding
+// 0x3C00 rebiases the exponent by 120. Codes with exponent field 0 (zero and subnormals, m * 2^-9; rare in a
+// block-scaled weight, but also the masked tail) come from a table.
+inline __m512bh fp8_to_bf16(__m256i bytes) {
+  const __m512i t = _mm512_slli_epi16(_mm512_cvtepi8_epi16(bytes), 4);
+  __m512i r = _mm512_add_epi16(_mm512_and_si512(t, _mm512_set1_epi16(int16_t(0x87F0))), _mm512_set1_epi16(0x3C00));
+  const __mmask32 sub = _mm512_testn_epi16_mask(t, _mm512_set1_epi16(0x0780));
+  if (__builtin_expect(sub != 0, 0)) {
+    // BF16 of m * 2^-9 for m = 0..7 (the rest of the 32 entries unused)
+    const __m512i table = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                           0x3C60, 0x3C40, 0x3C20, 0x3C00, 0x3BC0, 0x3B80, 0x3B00, 0);
+    const __m512i m = _mm512_and_si512(_mm512_srli_epi16(t, 4), _mm512_set1_epi16(7));
+    const __m512i sign = _mm512_and_si512(t, _mm512_set1_epi16(int16_t(0x8000)));
+    r = _mm512_mask_mov_epi16(r, sub, _mm512_or_si512(_mm512_permutexvar_epi16(m, table), sign));
+  }
+  return (__m512bh)r;
+}
+
+// Batch-1 decode with FP8 weights: four rows at a time, each 32 weights widened to BF16 in registers (exact) and
+// multiplied with x's BF16 hi and lo parts by vdpbf16ps (products as exact as F32's), one scale block of columns
+// at a time; each block's sum is multiplied by its scale (w = q * s) into the row's total. One byte per weight is
+// read, half of BF16's. Needs block_cols a multiple of 32 and the slice starting on a block (checked by the caller).
+inline void rows4_dot_fp8_m1(const GemvJob& j, int64_t n, const uint16_t* xhi, const uint16_t* xlo) {
+  const int64_t K = j.w.cols, ld = j.w.ld, bc = j.w.block_cols;
+  const uint8_t* row = static_cast<const uint8_t*>(j.w.data) + size_t(n) * size_t(ld);
+  const float* srow[4];
+  #pragma GCC unroll 4
+  for (int r = 0; r < 4; r++) srow[r] = j.w.scale_inv + ((j.w.row0 + n + r) / j.w.block_rows) * j.w.scale_ld + j.w.col0 / bc;
+  __m512 total[4];
+  #pragma GCC unroll 4
+  for (int r = 0; r < 4; r++) total[r] = _mm512_setzero_ps();
+  for (int64_t kb = 0; kb < K; kb += bc) {
+    const int64_t kend = std::min(K, kb + bc);
+    __m512 ah[4], al[4];
+    #pragma GCC unroll 4
+    for (int r = 0; r < 4; r++) ah[r] = al[r] = _mm512_setzero_ps();
+    for (int64_t k = kb; k < kend; k += 32) {
+      const __mmask32 mask = kend - k >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << (kend - k)) - 1);
+      const __m512bh xh = (__m512bh)_mm512_maskz_loadu_epi16(mask, xhi + k);
+      const __m512bh xl = (__m512bh)_mm512_maskz_loadu_epi16(mask, xlo + k);
+      #pragma GCC unroll 4
+      for (int r = 0; r < 4; r++) {
+        const uint8_t* p = row + r * ld + k;
+        if ((k & 63) == 0) _mm_prefetch(reinterpret_cast<const char*>(p + 4 * ld), _MM_HINT_T0);
+        const __m512bh w = fp8_to_bf16(_mm256_maskz_loadu_epi8(mask, p));
+        ah[r] = _mm512_dpbf16_ps(ah[r], w, xh);
+        al[r] = _mm512_dpbf16_ps(al[r], w, xl);
+      }
+    }
+    #pragma GCC unroll 4
+    for (int r = 0; r < 4; r++) total[r] = _mm512_fmadd_ps(_mm512_add_ps(ah[r], al[r]), _mm512_set1_ps(srow[r][kb / bc]), total[r]);
+  }
+  float* y = j.y + n;
+  #pragma GCC unroll 4
+  for (int r = 0; r < 4; r++) {
+    const float s = _mm512_reduce_add_ps(total[r]);
+    y[r] = j.accumulate ? y[r] + s : s;
+  }
+}
+
+template <class W>
+void rows(const GemvJob& j, int64_t n0, int64_t n1);
+
+void rows_fp8(const GemvJob& j, int64_t n0, int64_t n1) {
+  int64_t n = n0;
+  const bool bf16_products = j.M == 1 && j.w.block_cols % 32 == 0 && j.w.col0 % j.w.block_cols == 0;
+  if (bf16_products) {
+    thread_local std::vector<uint16_t> split;
+    int64_t ldxb = 0;
+    split_bf16(j, split, ldxb);
+    for (; n + 4 <= n1; n += 4) rows4_dot_fp8_m1(j, n, split.data(), split.data() + ldxb);
+  }
+  rows<FP8W>(j, n, n1);  // the rest: widened to F32, the block scale per 16 weights
 }
 
 template <class W>
@@ -243,7 +328,7 @@ void gemv_rows_avx512(const GemvJob& j, int64_t n0, int64_t n1) {
     case DType::F32: rows<F32W>(j, n0, n1); break;
     case DType::BF16: rows_bf16(j, n0, n1); break;
     case DType::F16: rows<F16W>(j, n0, n1); break;
-    case DType::F8_E4M3: rows<FP8W>(j, n0, n1); break;
+    case DType::F8_E4M3: rows_fp8(j, n0, n1); break;
     default: break;
   }
 }
