@@ -115,6 +115,15 @@ TEST_F(RunFolder, ChartsAreXmlWithAxisLabelsAndTheRealLayerIndices) {
     EXPECT_NE(heat.find(label), std::string::npos) << label;
 }
 
+TEST(Files, ReadingAFolderAsAFileIsAnErrorNamingIt) {
+  test::TempDir d;
+  EXPECT_EQ(test::error_of([&] { read_file(d.str()); }), d.str() + ": is a folder, not a file");
+  // a command given a folder where it reads a file
+  CommandResult r = run_dseek("tokenizer train --vocab-size 300 --input '" + d.str() + "' --out '" + d / "tok" + "'");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("--input " + d.str() + ": is a folder, not a file"), std::string::npos) << r.out;
+}
+
 TEST(SavedFolders, Qwen2ConfigHasTheKeysTransformersWrites) {
   // ../shared/conformance/qwen2-tiny/config.json was written by transformers' save_pretrained
   const std::string ref = test::shared_dir() + "/conformance/qwen2-tiny";

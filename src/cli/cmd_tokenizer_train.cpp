@@ -32,7 +32,8 @@ void add_tokenizer(CLI::App& app) {
     auto start = std::chrono::steady_clock::now();
     std::vector<std::string> texts;
     for (const std::string& f : o->inputs) {
-      if (!file_exists(f) || is_directory(f)) fail("--input {}: no such file", f);
+      if (!file_exists(f)) fail("--input {}: no such file", f);
+      if (is_directory(f)) fail("--input {}: is a folder, not a file", f);
       texts.push_back(read_file(f));
     }
     BpeTrainerOptions opt;

@@ -109,6 +109,7 @@ std::shared_ptr<MappedFile> map_file(const std::string& path, FileAccess access)
 }
 
 std::string read_file(const std::string& path) {
+  if (is_directory(path)) fail("{}: is a folder, not a file", path);  // (an ifstream reads a folder as empty)
   std::ifstream f(path, std::ios::binary);
   if (!f) fail("{}: cannot open: {}", path, std::strerror(errno));
   std::ostringstream ss;
