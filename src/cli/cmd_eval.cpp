@@ -46,11 +46,11 @@ void add_eval(CLI::App& app) {
     if (o->batch == 0) fail("--batch: must be positive");
     std::unique_ptr<Task> task = make_task(o->task, o->task_opt);
     const std::string dir = resolve_model_dir(o->model);
-    std::string tok_dir = file_exists(dir + "/tokenizer.json") ? dir : o->model;
-    if (!file_exists(tok_dir + "/tokenizer.json"))
+    const auto tok_file = Tokenizer::find_file(o->model);
+    if (!tok_file)
       fail("--model {}: no tokenizer.json in {} (eval needs the model's tokenizer; 'dseek tokenizer train' makes one)",
            o->model, dir);
-    Tokenizer tok = Tokenizer::load(tok_dir, {.chat_template = o->chat_template});
+    Tokenizer tok = Tokenizer::load(*tok_file, {.chat_template = o->chat_template});
     Model m = Model::load(o->model);
 
     EvalOptions opt;

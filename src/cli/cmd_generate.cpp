@@ -35,14 +35,9 @@ std::vector<int32_t> parse_ids(const std::string& s) {
   return ids;
 }
 
-bool has_tokenizer(const std::string& model) {
-  return file_exists(resolve_model_dir(model) + "/tokenizer.json") || file_exists(model + "/tokenizer.json");
-}
-
-// The model folder's tokenizer (the checkpoint folder first, then the folder given).
+// The model folder's tokenizer (a run's: its latest checkpoint's), found as Tokenizer::load finds it.
 Tokenizer load_tokenizer(const std::string& model, const char* flag, const TokenizerOptions& options) {
-  for (const std::string& dir : {resolve_model_dir(model), model})
-    if (file_exists(dir + "/tokenizer.json")) return Tokenizer::load(dir, options);
+  if (const auto file = Tokenizer::find_file(model)) return Tokenizer::load(*file, options);
   fail("--model {}: no tokenizer.json in {} (needed for {}; 'dseek tokenizer train' makes one)", model,
        resolve_model_dir(model), flag);
 }
@@ -141,7 +136,7 @@ void add_generate(CLI::App& app) {
     std::optional<Tokenizer> tok;
     if (by_text || o->chat || !o->stops.empty())
       tok = load_tokenizer(o->model, o->chat ? "--chat" : by_text ? "--prompt" : "--stop", {.chat_template = o->chat_template});
-    else if (!o->print_ids && has_tokenizer(o->model))
+    else if (!o->print_ids && Tokenizer::find_file(o->model))
       tok = load_tokenizer(o->model, "--prompt-ids", {});
     Model m = Model::load(o->model);
     if (std::any_of(std::begin(sampling_flags), std::end(sampling_flags), [](CLI::Option* f) { return f->count() == 0; }))

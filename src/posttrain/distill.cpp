@@ -80,8 +80,9 @@ DistillStats distill(const DistillConfig& c) {
   const std::string teacher_dir = resolve_model_dir(c.teacher);
   Tokenizer tok = Tokenizer::load(teacher_dir);
   // the student learns the teacher's token ids and its folder gets the teacher's tokenizer: they must be the same
+  const uint64_t teacher_tokenizer = Tokenizer::content_fingerprint(teacher_dir);
   if (is_directory(c.student) && Tokenizer::find_file(c.student) &&
-      Tokenizer::content_fingerprint(c.student) != Tokenizer::content_fingerprint(teacher_dir))
+      Tokenizer::content_fingerprint(c.student) != teacher_tokenizer)
     fail("--student {}: its tokenizer differs from the teacher's ({}) in vocabulary, merges or added tokens; the "
          "student would learn the teacher's token ids, so distil into a student with the teacher's tokenizer (or "
          "a config.json, initialised randomly)",
@@ -93,7 +94,7 @@ DistillStats distill(const DistillConfig& c) {
   // 1. teacher samples, kept if the verifier accepts them; data of an earlier start is reused only if sampled alike
   const std::string data_path = path_join(c.out, "distill_data.jsonl"), settings_path = path_join(c.out, "distill.json");
   const json sampling{{"teacher", std::filesystem::absolute(teacher_dir).string()},
-                      {"teacher_tokenizer", Tokenizer::content_fingerprint(teacher_dir)},
+                      {"teacher_tokenizer", teacher_tokenizer},
                       {"task", c.task},
                       {"prompts_file", c.prompts_file.empty() ? "" : std::filesystem::absolute(c.prompts_file).string()},
                       {"task_seed", c.task_options.seed},

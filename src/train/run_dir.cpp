@@ -63,14 +63,20 @@ void remove_entries(const std::string& dir, const std::function<bool(const std::
   for (const auto& p : doomed) fs::remove_all(p, ec);
 }
 
-// Renames a checkpoint folder to a trash name, then deletes it: a kill midway leaves only trash.
-void discard_checkpoint(const std::string& ckdir, const std::string& name) {
-  const std::string dir = path_join(ckdir, name), trash = path_join(ckdir, ".trash-" + name);
+// Renames folder PARENT/NAME to PARENT/.trash-NAME (removed on start by remove_stale_temporaries) and returns that
+// path: a kill while it is being deleted leaves only trash, never a half-deleted folder under its own name.
+std::string move_aside(const std::string& parent, const std::string& name) {
+  const std::string dir = path_join(parent, name), trash = path_join(parent, ".trash-" + name);
   std::error_code ec;
   fs::remove_all(trash, ec);
   fs::rename(dir, trash, ec);
   if (ec) fail("{}: cannot move aside to delete it: {}", dir, ec.message());
-  fs::remove_all(trash, ec);
+  return trash;
+}
+
+void discard_checkpoint(const std::string& ckdir, const std::string& name) {
+  std::error_code ec;
+  fs::remove_all(move_aside(ckdir, name), ec);
 }
 
 }  // namespace
@@ -165,7 +171,7 @@ void RunDir::prune_checkpoints(const std::string& ckdir, int64_t newest, int kee
 
 void RunDir::publish_final() const {
   const std::string from = latest_checkpoint(), to = path_join(path_, "final");
-  const std::string tmp = fmt::format("{}.tmp.{}", to, ::getpid()), trash = path_join(path_, ".trash-final");
+  const std::string tmp = fmt::format("{}.tmp.{}", to, ::getpid());
   std::error_code ec;
   fs::remove_all(tmp, ec);
   make_dirs(tmp);
@@ -179,14 +185,10 @@ void RunDir::publish_final() const {
   }
   // the old folder is renamed aside before the new one takes its name; a kill between leaves no final/ until the
   // next end of a run, never a partial one
-  fs::remove_all(trash, ec);
-  if (fs::exists(to)) {
-    fs::rename(to, trash, ec);
-    if (ec) fail("{}: cannot move aside: {}", to, ec.message());
-  }
+  const std::string trash = fs::exists(to) ? move_aside(path_, "final") : "";
   fs::rename(tmp, to, ec);
   if (ec) fail("{}: cannot rename to {}: {}", tmp, to, ec.message());
-  fs::remove_all(trash, ec);
+  if (!trash.empty()) fs::remove_all(trash, ec);
 }
 
 RunDir::ResumePoint RunDir::resume_point(const std::string& settings_key, const json& overrides,
