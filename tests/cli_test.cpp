@@ -43,7 +43,7 @@ TEST(Cli, BareDseekListsTheCommandsAndEveryHelpWorks) {
   CommandResult r = run_dseek("");
   ASSERT_EQ(r.status, 0) << r.out;
   const std::vector<std::string> commands = listed_commands(r.out);
-  for (const char* expected : {"init", "generate", "train", "sft", "grpo", "distill", "eval", "prepare", "tokenizer", "task"})
+  for (const char* expected : {"init", "logits", "generate", "train", "sft", "grpo", "distill", "eval", "prepare", "tokenizer", "task"})
     EXPECT_NE(std::find(commands.begin(), commands.end(), expected), commands.end()) << expected << "\n" << r.out;
   for (const std::string& c : commands) {
     r = run_dseek(c + " --help");

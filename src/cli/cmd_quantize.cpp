@@ -36,7 +36,7 @@ void add_quantize(CLI::App& app) {
       ->check(CLI::IsMember({"fp8", "bf16"}))
       ->required();
   sub->add_option("--out", o->out, "Folder to write (a new folder)")->required();
-  sub->add_option("--block", o->block, "fp8: rows and columns of a scale block")->default_val(128)->check(CLI::PositiveNumber);
+  sub->add_option("--block", o->block, "fp8: rows and columns of a scale block")->default_val(128)->check(CLI::Range(int64_t(1), int64_t(65536)));
   add_threads_flag(*sub, o->threads);
   sub->footer(
       "The embedding, output head, MoE router and norms are never quantised. FP8 weights: q = round(w / s) in E4M3\n"
