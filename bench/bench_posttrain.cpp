@@ -14,6 +14,7 @@
 #include "inference/generator.h"
 #include "posttrain/grpo_loss.h"
 #include "train/graph.h"
+#include "train/mixed_precision.h"
 #include "train/optimizer.h"
 
 namespace dseek {
@@ -84,7 +85,10 @@ void BM_Update(benchmark::State& state, Precision prec) {
   oc.lr = 1e-6;
   oc.weight_decay = 0.0;
   AdamW opt(oc, c, policy.w, grads);
-  ModelWeights compute = prec == Precision::BF16 ? bf16_compute_copy(c, policy.w) : policy.w;
+  PrecisionSettings ps;
+  ps.precision = prec == Precision::BF16 ? TrainPrecision::BF16 : TrainPrecision::F32;
+  MixedPrecision mixed(ps, c, policy.w);
+  const ModelWeights& compute = mixed.compute();
   TrainGraph graph(c);
   GraphOptions go;
   go.layer.precision = prec;
@@ -122,7 +126,7 @@ void BM_Update(benchmark::State& state, Precision prec) {
       loss += graph.run(compute, &grads, policy.rope, batches[i], uo).total;
     }
     opt.step(oc.lr);
-    if (prec == Precision::BF16) refresh_bf16_copy(c, policy.w, compute);
+    mixed.refresh();
     return loss;
   };
   step();  // warm-up: JIT-compiled kernels for these shapes

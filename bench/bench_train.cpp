@@ -11,6 +11,7 @@
 #include "kernels/matmul.h"
 #include "train/balance.h"
 #include "train/graph.h"
+#include "train/mixed_precision.h"
 #include "train/optimizer.h"
 
 namespace dseek {
@@ -46,14 +47,18 @@ double gemm_peak(Precision p) {
   return 2.0 * M * N * K * it / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-void BM_TrainStep(benchmark::State& state, Precision prec) {
+void BM_TrainStep(benchmark::State& state, TrainPrecision tp, bool pow2) {
+  PrecisionSettings ps;
+  ps.precision = tp;
+  ps.fp8_pow2_scales = pow2;
+  const Precision prec = ps.products();
   Model m = Model::random(ModelConfig::load(bench::bench_config_path()), 0);
   const ModelConfig& c = m.config;
   ModelWeights grads = zeros_like_weights(c, true);
   OptimizerConfig oc;
   oc.lr = 3e-4;
   AdamW opt(oc, c, m.w, grads);
-  ModelWeights compute = prec == Precision::BF16 ? bf16_compute_copy(c, m.w) : m.w;
+  MixedPrecision mixed(ps, c, m.w);
   TrainGraph graph(c);
   GraphOptions go;
   go.layer.precision = prec;
@@ -64,10 +69,11 @@ void BM_TrainStep(benchmark::State& state, Precision prec) {
     for (auto& t : tokens) t = int32_t(r.below(uint64_t(c.vocab_size)));
     MicroBatch mb = MicroBatch::from_tokens(tokens.data(), kB, kT);
     opt.zero_grads();
-    LossBreakdown lb = graph.run(compute, &grads, m.rope, mb, go);
-    opt.step(oc.lr);
+    go.loss_scale = mixed.loss_scale();
+    LossBreakdown lb = graph.run(mixed.compute(), &grads, m.rope, mb, go);
+    if (mixed.unscale(opt, 1)) opt.step(oc.lr);
     update_routing_bias(m.w, lb.load, 1e-3);
-    if (prec == Precision::BF16) refresh_bf16_copy(c, m.w, compute);
+    mixed.refresh();
     return lb.total;
   };
   step();  // warm-up: JIT-compiled kernels for these shapes
@@ -80,8 +86,11 @@ void BM_TrainStep(benchmark::State& state, Precision prec) {
   state.counters["peak_rss_MiB"] = bench::peak_rss_mib();
 }
 
-BENCHMARK_CAPTURE(BM_TrainStep, f32, Precision::F32)->Unit(benchmark::kMillisecond)->MinTime(10.0)->UseRealTime();
-BENCHMARK_CAPTURE(BM_TrainStep, bf16, Precision::BF16)->Unit(benchmark::kMillisecond)->MinTime(10.0)->UseRealTime();
+BENCHMARK_CAPTURE(BM_TrainStep, f32, TrainPrecision::F32, false)->Unit(benchmark::kMillisecond)->MinTime(10.0)->UseRealTime();
+BENCHMARK_CAPTURE(BM_TrainStep, bf16, TrainPrecision::BF16, false)->Unit(benchmark::kMillisecond)->MinTime(10.0)->UseRealTime();
+BENCHMARK_CAPTURE(BM_TrainStep, fp8, TrainPrecision::FP8, false)->Unit(benchmark::kMillisecond)->MinTime(10.0)->UseRealTime();
+BENCHMARK_CAPTURE(BM_TrainStep, fp8_pow2, TrainPrecision::FP8, true)->Unit(benchmark::kMillisecond)->MinTime(10.0)->UseRealTime();
+BENCHMARK_CAPTURE(BM_TrainStep, fp16, TrainPrecision::F16, false)->Unit(benchmark::kMillisecond)->MinTime(10.0)->UseRealTime();
 
 }  // namespace
 }  // namespace dseek

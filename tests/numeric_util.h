@@ -20,6 +20,13 @@ inline std::vector<float> randn(size_t n, uint64_t seed, float scale = 1.0f) {
   return v;
 }
 
+// E4M3 (OCP FP8): 1 sign, 4 exponent bits (bias 7), 3 mantissa bits; subnormals at exponent 0 (0x7f, 0xff: NaN).
+inline double e4m3(uint8_t b) {
+  const int e = (b >> 3) & 15, m = b & 7;
+  const double v = e == 0 ? m / 8.0 * std::ldexp(1.0, -6) : (1 + m / 8.0) * std::ldexp(1.0, e - 7);
+  return b & 0x80 ? -v : v;
+}
+
 inline double dot(const std::vector<float>& a, const std::vector<float>& b) {
   double s = 0;
   for (size_t i = 0; i < a.size(); i++) s += double(a[i]) * double(b[i]);

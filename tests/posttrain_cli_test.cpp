@@ -58,6 +58,36 @@ class PosttrainCli : public ::testing::Test {
 TempDir* PosttrainCli::dir_ = nullptr;
 std::string PosttrainCli::model_, PosttrainCli::chats_;
 
+// Every training command takes the low-precision recipes (docs/low-precision.md) and reports them per step.
+TEST_F(PosttrainCli, SftGrpoAndDistillTrainInFp8AndFp16) {
+  TempDir d;
+  for (const std::string p : {"fp8", "fp16"}) {
+    SCOPED_TRACE(p);
+    const std::string key = p == "fp8" ? "act_underflow" : "loss_scale";
+    const std::vector<std::pair<std::string, std::string>> runs{
+        {"sft", "sft --model '" + model_ + "' --data '" + chats_ + "' --steps 2 --batch-size 2 --seq-len 64"},
+        {"grpo", "grpo --model '" + model_ + "' --task arithmetic --steps 1 --group-size 2 --prompts-per-step 2 "
+                 "--max-new-tokens 8"},
+        {"distill", "distill --teacher '" + model_ + "' --student '" + test::source_dir() +
+                        "/configs/tiny.json' --task arithmetic --n-prompts 4 --samples-per-prompt 2 --max-new-tokens 8 "
+                        "--keep-all --steps 2 --batch-size 2 --seq-len 64"}};
+    for (const auto& [name, cmd] : runs) {
+      const std::string out = d / (name + p);
+      CommandResult r = run_dseek(cmd + " --out '" + out + "' --precision " + p + " --threads 1");
+      ASSERT_EQ(r.status, 0) << name << "\n" << r.out;
+      const std::string run = name == "distill" ? out + "/student" : out;  // distill trains its student there
+      int rows = 0;
+      for (const json& j : read_metrics(run + "/metrics.jsonl"))
+        if (j.contains("loss") || j.contains("reward_mean")) {
+          rows++;
+          EXPECT_TRUE(j.contains(key)) << name << ": " << j.dump();
+        }
+      EXPECT_GT(rows, 0) << name;
+      EXPECT_NE(read_file(run + "/run.json").find("\"precision\": \"" + p + "\""), std::string::npos) << name;
+    }
+  }
+}
+
 TEST_F(PosttrainCli, SftTrainsResumesAndItsRunIsAModel) {
   TempDir d;
   const std::string run = d / "sft";

@@ -10,17 +10,13 @@
 #include "formats/safetensors.h"
 #include "inference/forward.h"
 #include "model/model.h"
+#include "numeric_util.h"
 #include "test_util.h"
 
 namespace dseek {
 namespace {
 
-// E4M3 (OCP FP8): 1 sign, 4 exponent bits (bias 7), 3 mantissa bits; subnormals at exponent 0.
-double e4m3(uint8_t b) {
-  const int e = (b >> 3) & 15, m = b & 7;
-  const double v = e == 0 ? m / 8.0 * std::ldexp(1.0, -6) : (1 + m / 8.0) * std::ldexp(1.0, e - 7);
-  return b & 0x80 ? -v : v;
-}
+using test::e4m3;
 float bf16_round(float f) {  // round to nearest even, as torch.bfloat16
   uint32_t u;
   std::memcpy(&u, &f, 4);

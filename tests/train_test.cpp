@@ -98,8 +98,8 @@ TEST(Settings, JsonAndKeyValueFiles) {
   EXPECT_THROW(TrainConfig::from_json(json{{"learning_rate", 1}}, "x"), Error);
   EXPECT_THROW(TrainConfig::from_json(json{{"precision", "fp4"}}, "x"), Error);
   // auto resolves to what the CPU runs natively; the run's saved settings hold the resolved value
-  EXPECT_EQ(TrainConfig::from_json(json{{"precision", "auto"}}, "x").precision, native_bf16_products() ? Precision::BF16 : Precision::F32);
-  EXPECT_EQ(TrainConfig::from_json(json{{"precision", "bf16"}}, "x").precision, Precision::BF16);
+  EXPECT_EQ(TrainConfig::from_json(json{{"precision", "auto"}}, "x").mixed.precision, native_bf16_products() ? TrainPrecision::BF16 : TrainPrecision::F32);
+  EXPECT_EQ(TrainConfig::from_json(json{{"precision", "bf16"}}, "x").mixed.precision, TrainPrecision::BF16);
 }
 
 const char* kTrainFlags = " --batch-size 4 --seq-len 16 --lr 3e-3 --seed 3 --threads 2";

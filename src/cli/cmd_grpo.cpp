@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "core/json_util.h"
 #include "posttrain/grpo.h"
+#include "train/mixed_precision.h"
 
 namespace dseek::cli {
 
@@ -25,7 +26,7 @@ void add_grpo(CLI::App& app) {
   sub->add_option("--resume", o->resume, "Continue the run in this folder from its latest checkpoint");
   sub->add_option("--hparams", o->hparams, "Settings file: JSON, or 'key: value' lines; flags override it");
   sub->add_flag("--no-std-scaling", o->no_std, "Advantages r - mean without dividing by the group's std");
-  o->flags.add_to(*sub, {{"steps", "Optimizer steps (batches of samples)"},
+  std::vector<std::pair<std::string, std::string>> flags{{"steps", "Optimizer steps (batches of samples)"},
                          {"prompts_per_step", "Prompts per step"},
                          {"group_size", "Completions sampled per prompt (G)"},
                          {"mu", "Optimisation iterations per batch of samples"},
@@ -45,7 +46,6 @@ void add_grpo(CLI::App& app) {
                          {"grad_clip", "Global gradient-norm clip"},
                          {"warmup", "Linear warm-up steps"},
                          {"schedule", "constant, cosine or wsd"},
-                         {"precision", "f32, bf16 products, or auto (bf16 where the CPU has BF16 products)"},
                          {"eval_every", "Held-out accuracy every N steps (0: off)"},
                          {"eval_n", "Held-out examples"},
                          {"save_every", "Checkpoint every N steps (0: by --save-minutes only); always at the end and on SIGINT/SIGTERM"},
@@ -57,8 +57,9 @@ void add_grpo(CLI::App& app) {
                          {"max_digits", "arithmetic: most digits per operand"},
                          {"ops", "arithmetic: operations, any of +-*/"},
                          {"numbers", "countdown: numbers per problem"},
-                         {"time_limit", "Stop (and checkpoint) after this many seconds (0: no limit)"}},
-                 GrpoConfig().to_json());
+                         {"time_limit", "Stop (and checkpoint) after this many seconds (0: no limit)"}};
+  flags.insert(flags.end(), precision_setting_flags().begin(), precision_setting_flags().end());
+  o->flags.add_to(*sub, flags, GrpoConfig().to_json());
   add_threads_flag(*sub, o->threads);
   add_checkpoint_help(*sub);
   sub->callback([o] {

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/fileio.h"
+#include "train/mixed_precision.h"
 
 namespace dseek::cli {
 
@@ -78,13 +79,17 @@ const std::vector<std::pair<std::string, std::string>>& training_setting_flags()
       {"eval_every", "Validation every N steps (0: off)"},
       {"eval_batches", "Validation batches"},
       {"log_every", "Progress line every N steps"},
-      {"precision", "f32; bf16 products with F32 master weights (emulated, slower, without CPU BF16 support); auto = bf16 where the CPU has BF16 products"},
       {"mtp_lambda", "Weight of the multi-token-prediction loss"},
       {"aux_alpha", "Weight of the sequence-wise balance loss (0: off)"},
       {"bias_gamma", "Speed of the auxiliary-loss-free routing bias (0: off)"},
       {"distill_weight", "Weight of the KL to a teacher's top-k (distillation with --top-k)"},
       {"time_limit", "Stop (and checkpoint) after this many seconds (0: no limit)"}};
-  return flags;
+  static const std::vector<std::pair<std::string, std::string>> all = [] {
+    auto v = flags;
+    v.insert(v.end(), precision_setting_flags().begin(), precision_setting_flags().end());
+    return v;
+  }();
+  return all;
 }
 
 void SettingFlags::add_to(CLI::App& sub, const std::vector<std::pair<std::string, std::string>>& settings,

@@ -21,6 +21,8 @@
 
 namespace dseek {
 
+struct LowPrecisionRecipe;
+
 // A weight matrix y = x W^T + b with W [out, in] in F32, BF16, F16 or F8_E4M3 (then scale_inv holds block
 // scales) and an optional F32 bias [out].
 struct Linear {
@@ -28,6 +30,7 @@ struct Linear {
   Tensor scale_inv;  // F32 [ceil(out/br), ceil(in/bc)], only for F8_E4M3
   int64_t block_rows = 128, block_cols = 128;
   Tensor bias;       // F32 [out] or undefined
+  const LowPrecisionRecipe* recipe = nullptr;  // training in FP8/F16: how the operands are rounded (kernels/lowp.h)
   int64_t out() const { return weight.dim(0); }
   int64_t in() const { return weight.dim(1); }
   bool has_bias() const { return bias.data != nullptr; }

@@ -27,7 +27,7 @@ using json = nlohmann::json;
 // settings
 
 json GrpoConfig::to_json() const {
-  return json{{"task", task},
+  json j{{"task", task},
               {"task_seed", task_options.seed},
               {"min_digits", task_options.min_digits},
               {"max_digits", task_options.max_digits},
@@ -56,7 +56,6 @@ json GrpoConfig::to_json() const {
               {"grad_clip", opt.grad_clip},
               {"warmup", opt.warmup},
               {"schedule", opt.schedule},
-              {"precision", std::string(precision_name(precision))},
               {"eval_every", eval_every},
               {"eval_n", eval_n},
               {"save_every", save_every},
@@ -65,6 +64,8 @@ json GrpoConfig::to_json() const {
               {"log_every", log_every},
               {"seed", seed},
               {"time_limit", time_limit}};
+  mixed.write(j);
+  return j;
 }
 
 GrpoConfig GrpoConfig::from_json(const json& j, const std::string& origin) {
@@ -105,8 +106,7 @@ GrpoConfig GrpoConfig::from_json(const json& j, const std::string& origin) {
   get("grad_clip", c.opt.grad_clip);
   get("warmup", c.opt.warmup);
   get("schedule", c.opt.schedule);
-  std::string precision(precision_name(c.precision));
-  get("precision", precision);
+  c.mixed.read(j, origin);
   get("eval_every", c.eval_every);
   get("eval_n", c.eval_n);
   get("save_every", c.save_every);
@@ -129,7 +129,6 @@ GrpoConfig GrpoConfig::from_json(const json& j, const std::string& origin) {
     fail("{} and {}: need 0 <= epsilon <= epsilon_high, got {} and {}", setting_name(origin, "epsilon"),
          setting_name(origin, "epsilon_high"), c.loss.eps_low, c.loss.eps_high);
   if (c.loss.beta < 0) fail("{}: must be >= 0, got {}", setting_name(origin, "beta"), c.loss.beta);
-  c.precision = resolve_precision(precision, setting_name(origin, "precision"));
   return c;
 }
 
@@ -143,8 +142,9 @@ GrpoTrainer::GrpoTrainer(const std::string& run_dir, Model policy, std::optional
   if (!cfg_.reward_command.empty()) reward_cmd_.emplace(cfg_.reward_command);
   const ModelConfig& c = policy_.config;
   grads_ = zeros_like_weights(c, !policy_.w.mtp.empty());
+  cfg_.opt.bf16_moments = cfg_.mixed.bf16_moments;
   opt_ = std::make_unique<AdamW>(cfg_.opt, c, policy_.w, grads_);
-  compute_ = cfg_.precision == Precision::BF16 ? bf16_compute_copy(c, policy_.w) : policy_.w;
+  mixed_ = std::make_unique<MixedPrecision>(cfg_.mixed, c, policy_.w);
 }
 
 std::unique_ptr<GrpoTrainer> GrpoTrainer::create(const std::string& run_dir, const std::string& model_dir,
@@ -179,7 +179,7 @@ std::unique_ptr<GrpoTrainer> GrpoTrainer::resume(const std::string& run_dir, con
   auto t = std::unique_ptr<GrpoTrainer>(new GrpoTrainer(run_dir, to_master_weights(Model::load(rp.checkpoint, lo)),
                                                         std::move(ref), rp.run["tokenizer"].get<std::string>(), cfg));
   t->opt_->load_state(SafetensorsFile::open(path_join(rp.checkpoint, "optimizer.safetensors")));
-  if (cfg.precision == Precision::BF16) refresh_bf16_copy(t->policy_.config, t->policy_.w, t->compute_);
+  t->mixed_->restore(rp.state);
   t->step_ = rp.state["step"].get<int64_t>();
   t->cursor_ = rp.state["cursor"].get<uint64_t>();
   t->elapsed_ = rp.state.value("elapsed_s", 0.0);
@@ -189,7 +189,8 @@ std::unique_ptr<GrpoTrainer> GrpoTrainer::resume(const std::string& run_dir, con
 
 void GrpoTrainer::save_checkpoint() {
   run_.save_checkpoint(step_, [&](const std::string& dir) {
-    const json st{{"step", step_}, {"cursor", cursor_}, {"elapsed_s", elapsed_}, {"grpo", cfg_.to_json()}};
+    json st{{"step", step_}, {"cursor", cursor_}, {"elapsed_s", elapsed_}, {"grpo", cfg_.to_json()}};
+    if (json ls = mixed_->state(); !ls.is_null()) st["loss_scaler"] = ls;
     // the rollouts' sampling becomes the model's default (do_sample with GRPO's temperature, top-p, top-k)
     SamplingParams sampling;
     sampling.temperature = cfg_.temperature;
@@ -201,7 +202,7 @@ void GrpoTrainer::save_checkpoint() {
 
 double GrpoTrainer::held_out_accuracy(double* format_rate) {
   Model view = policy_;
-  view.w = compute_;
+  view.w = mixed_->compute();
   EvalOptions eo;
   eo.n = uint64_t(cfg_.eval_n);
   eo.max_tokens = cfg_.max_new_tokens;
@@ -255,11 +256,11 @@ void GrpoTrainer::train() {
   const std::vector<int32_t> stop_ids = completion_stop_ids(c, tok_);
   const int32_t pad = stop_ids.empty() ? 0 : stop_ids[0];
   Model view = policy_;  // the policy as the inference engine sees it: same tensors, updated in place
-  view.w = compute_;
+  view.w = mixed_->compute();
   Forward fwd(view);
   BatchGenerator gen(fwd);
   GraphOptions go;
-  go.layer.precision = cfg_.precision;
+  go.layer.precision = cfg_.mixed.products();
   go.use_mtp = false;
   std::fprintf(stderr, "GRPO %s: %s, %lld prompts x %lld completions per step, target step %lld, %d threads\n",
                run_.path().c_str(), task_->name().c_str(), (long long)P, (long long)G, (long long)cfg_.steps,
@@ -347,7 +348,7 @@ void GrpoTrainer::train() {
       }
       if (cfg_.mu > 1) {
         fo.logp_out = &b.lp_old;
-        TrainGraph(c).run(compute_, nullptr, policy_.rope, b.mb, fo);
+        TrainGraph(c).run(mixed_->compute(), nullptr, policy_.rope, b.mb, fo);
       }
     }
     // 4. mu optimizer steps on the clipped surrogate with the KL penalty
@@ -356,11 +357,13 @@ void GrpoTrainer::train() {
     const double lr = lr_at(cfg_.opt, step, cfg_.steps);
     for (int64_t it = 0; it < cfg_.mu; it++) {
       opt_->zero_grads();
+      mixed_->reset_counts();
       for (Batch& b : batches) {
         const int64_t R = b.mb.B * b.mb.T;
         std::vector<float> row_kl(size_t(R), 0.0f);
         std::vector<uint8_t> row_clip(size_t(R), 0);
         GraphOptions uo = go;
+        uo.loss_scale = mixed_->loss_scale();
         uo.policy = [&](int64_t r, float lp) -> std::pair<double, double> {
           const Sample& s = samples[size_t(b.row_sample[size_t(r)])];
           const double w = cfg_.loss.token_level ? 1.0 / double(completion_tokens)
@@ -372,7 +375,7 @@ void GrpoTrainer::train() {
           row_clip[size_t(r)] = tl.clipped;
           return {tl.loss, tl.dlogp};
         };
-        LossBreakdown lb = graph_.run(compute_, &grads_, policy_.rope, b.mb, uo);
+        LossBreakdown lb = graph_.run(mixed_->compute(), &grads_, policy_.rope, b.mb, uo);
         if (it == 0) {
           for (int64_t r = 0; r < R; r++)
             if (b.mb.targets[size_t(r)] >= 0) {
@@ -383,9 +386,10 @@ void GrpoTrainer::train() {
           policy_loss += lb.policy;
         }
       }
+      if (!mixed_->unscale(*opt_, 1)) continue;  // fp16: overflow, the update is skipped
       const OptimizerStep os = opt_->step(lr);
       if (it == 0) grad_norm = os.grad_norm;
-      if (cfg_.precision == Precision::BF16) refresh_bf16_copy(c, policy_.w, compute_);
+      mixed_->refresh();
     }
     const double dt = std::chrono::duration<double>(clock::now() - t0).count();
 
@@ -421,6 +425,7 @@ void GrpoTrainer::train() {
                 {"rollout_tokens_per_s", double(bs.generated_tokens) / std::max(bs.decode_seconds, 1e-9)},
                 {"rollout_s", rollout_s},
                 {"update_s", dt - rollout_s}});
+    mixed_->add_metrics(rec);
     return rec;
   };
   m.evaluate = [&](json& rec) {

@@ -15,6 +15,7 @@
 #include "posttrain/task.h"
 #include "tokenizer/tokenizer.h"
 #include "train/graph.h"
+#include "train/mixed_precision.h"
 #include "train/optimizer.h"
 #include "train/run_dir.h"
 
@@ -32,7 +33,7 @@ struct GrpoConfig {
   int64_t top_k = 0;
   GrpoLossConfig loss;
   OptimizerConfig opt{.lr = 1e-5, .weight_decay = 0.0, .schedule = "constant"};
-  Precision precision = Precision::F32;
+  PrecisionSettings mixed;
   int64_t eval_every = 0, eval_n = 128, save_every = 0, keep_checkpoints = 3, log_every = 1;
   double save_minutes = 10;  // also checkpoint this often (wall time); 0: off
   uint64_t seed = 0;
@@ -61,9 +62,10 @@ class GrpoTrainer {
   std::unique_ptr<Task> task_;
   std::optional<RewardCommand> reward_cmd_;
   Model policy_;  // F32 master weights
-  ModelWeights compute_, grads_;
+  ModelWeights grads_;
   std::optional<Model> reference_;
   std::unique_ptr<AdamW> opt_;
+  std::unique_ptr<MixedPrecision> mixed_;  // the weights the products (and the rollouts) read, the loss scale
   TrainGraph graph_;
   int64_t step_ = 0;
   int constant_reward_warnings_ = 0;  // printed so far (at most 3)

@@ -59,6 +59,8 @@ LossBreakdown TrainGraph::run(const ModelWeights& w, ModelWeights* g, RopeTable&
   const int64_t B = mb.B, T = mb.T, R = B * T, D = c.hidden_size, L = c.num_hidden_layers;
   const float eps = float(c.rms_norm_eps);
   const int64_t depth = o.use_mtp ? int64_t(w.mtp.size()) : 0;
+  TrainOptions layer = o.layer;
+  layer.grad_scale = o.loss_scale;
   DSEEK_CHECK(int64_t(mb.inputs.size()) == R && int64_t(mb.targets.size()) == R, "micro-batch has wrong size");
   int32_t max_pos = 0;
   for (int32_t p : mb.shape.positions) max_pos = std::max(max_pos, p);
@@ -72,7 +74,7 @@ LossBreakdown TrainGraph::run(const ModelWeights& w, ModelWeights* g, RopeTable&
   embedding_forward(w.embed, mb.inputs.data(), R, x.data());
   for (int64_t l = 0; l < L; l++) {
     DSEEK_PROFILE("train.layer_forward");
-    layer_forward(c, w.layers[size_t(l)], rope, mb.shape, o.layer, x.data(), layers_[size_t(l)]);
+    layer_forward(c, w.layers[size_t(l)], rope, mb.shape, layer, x.data(), layers_[size_t(l)]);
   }
   // main head: fused cross-entropy (its gradient is computed in the same pass)
   std::vector<float> hf(static_cast<size_t>(R * D)), rstdf(static_cast<size_t>(R));
@@ -85,6 +87,7 @@ LossBreakdown TrainGraph::run(const ModelWeights& w, ModelWeights* g, RopeTable&
   spec.targets = mb.targets.data();
   spec.ce_scale = n_main > 0 ? 1.0f / float(n_main) : 0.0f;
   spec.policy = o.policy;
+  spec.grad_scale = o.loss_scale;
   int64_t soft_rows = 0;
   for (const auto& st : mb.soft_targets) soft_rows += !st.empty();
   if (soft_rows > 0) {
@@ -109,7 +112,7 @@ LossBreakdown TrainGraph::run(const ModelWeights& w, ModelWeights* g, RopeTable&
   {
     DSEEK_PROFILE("train.lm_head_loss");
     head = lm_head_loss(R, hf.data(), w.lm_head, spec, g ? dhf.data() : nullptr, g ? &g->lm_head.weight : nullptr,
-                        o.layer.precision);
+                        layer.precision);
   }
   out.main = n_main > 0 ? head.ce_sum / double(n_main) : 0.0;
   out.tokens = n_main;
@@ -146,14 +149,14 @@ LossBreakdown TrainGraph::run(const ModelWeights& w, ModelWeights* g, RopeTable&
     d.prev.resize(size_t(Rk * D));
     select_prefix_rows(prev_src, B, prev_T, d.Tk, D, d.prev.data());
     d.out.resize(size_t(Rk * D));
-    mtp_forward(c, w.mtp[size_t(k - 1)], w.embed, rope, RowBatch::of(d.shape), o.layer, d.prev.data(),
+    mtp_forward(c, w.mtp[size_t(k - 1)], w.embed, rope, RowBatch::of(d.shape), layer, d.prev.data(),
                 d.emb_tokens.data(), d.out.data(), mtp_[size_t(k - 1)]);
     d.count = count_targets(d.targets.data(), Rk);
-    const float scale = d.count ? float(o.mtp_lambda / double(depth) / double(d.count)) : 0.0f;
+    const float scale = d.count ? float(o.mtp_lambda / double(depth) / double(d.count)) * o.loss_scale : 0.0f;
     if (g) d.dout.assign(size_t(Rk * D), 0.0f);
     CrossEntropyResult cek = lm_head_cross_entropy(Rk, d.out.data(), w.lm_head, d.targets.data(), scale,
                                                    g ? d.dout.data() : nullptr, g ? &g->lm_head.weight : nullptr,
-                                                   o.layer.precision);
+                                                   layer.precision);
     if (d.count) mtp_sum += cek.loss_sum / double(d.count);
     prev_src = mtp_[size_t(k - 1)].hk.data();
     prev_T = d.Tk;
@@ -180,7 +183,7 @@ LossBreakdown TrainGraph::run(const ModelWeights& w, ModelWeights* g, RopeTable&
     Depth& d = ds[size_t(k - 1)];
     const int64_t Rk = B * d.Tk;
     std::vector<float> dprev(static_cast<size_t>(Rk * D));
-    mtp_backward(c, w.mtp[size_t(k - 1)], g->mtp[size_t(k - 1)], g->embed, rope, RowBatch::of(d.shape), o.layer,
+    mtp_backward(c, w.mtp[size_t(k - 1)], g->mtp[size_t(k - 1)], g->embed, rope, RowBatch::of(d.shape), layer,
                  mtp_[size_t(k - 1)], d.dout.data(), dnext.empty() ? nullptr : dnext.data(), dprev.data());
     // scatter into the predecessor's rows (b, i < Tk) of its [B, Tk + 1] (or [B, T]) layout
     const int64_t Tprev = (k == 1) ? T : ds[size_t(k - 2)].Tk;
@@ -193,7 +196,7 @@ LossBreakdown TrainGraph::run(const ModelWeights& w, ModelWeights* g, RopeTable&
   rmsnorm_backward(x.data(), D, w.norm.f32(), rstdf.data(), dhf.data(), D, R, D, dx.data(), D, g->norm.f32(), true);
   for (int64_t l = L - 1; l >= 0; l--) {
     DSEEK_PROFILE("train.layer_backward");
-    layer_backward(c, w.layers[size_t(l)], g->layers[size_t(l)], rope, mb.shape, o.layer, layers_[size_t(l)], dx.data());
+    layer_backward(c, w.layers[size_t(l)], g->layers[size_t(l)], rope, mb.shape, layer, layers_[size_t(l)], dx.data());
   }
   embedding_backward(mb.inputs.data(), R, dx.data(), g->embed);
   return out;
@@ -204,25 +207,6 @@ ModelWeights zeros_like_weights(const ModelConfig& c, bool mtp) {
   for_each_param(c, z, [](ParamRef& p) { *p.tensor = Tensor::zeros(DType::F32, p.shape); }, ParamOptions{mtp});
   bind_shared_tensors(c, z);
   return z;
-}
-
-ModelWeights bf16_compute_copy(const ModelConfig& c, const ModelWeights& master) {
-  ModelWeights copy = master;  // shares every tensor
-  refresh_bf16_copy(c, master, copy);
-  return copy;
-}
-
-void refresh_bf16_copy(const ModelConfig& c, const ModelWeights& master, ModelWeights& copy) {
-  std::vector<const Tensor*> src;
-  std::vector<Tensor*> dst;
-  ModelWeights& m = const_cast<ModelWeights&>(master);
-  for_each_param(c, m, [&](ParamRef& p) { if (p.role == ParamRole::Matrix) src.push_back(p.tensor); }, ParamOptions{!m.mtp.empty()});
-  for_each_param(c, copy, [&](ParamRef& p) { if (p.role == ParamRole::Matrix) dst.push_back(p.tensor); }, ParamOptions{!m.mtp.empty()});
-  for (size_t i = 0; i < src.size(); i++) {
-    if (dst[i]->dtype != DType::BF16 || dst[i]->data == src[i]->data) *dst[i] = Tensor::empty(DType::BF16, src[i]->shape);
-    convert_from_f32(src[i]->f32(), DType::BF16, dst[i]->data, size_t(src[i]->numel()));
-  }
-  bind_shared_tensors(c, copy);
 }
 
 }  // namespace dseek

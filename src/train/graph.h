@@ -41,6 +41,8 @@ struct GraphOptions {
   TrainOptions layer;
   double mtp_lambda = 0.3;
   bool use_mtp = true;
+  // Multiplier of every loss term's gradient (dynamic loss scaling); the reported losses are not scaled.
+  float loss_scale = 1.0f;
   // Main head: if set, a per-row loss f(row, log q[target]) -> (f, df/dlogp) replaces the mean cross-entropy
   // (GRPO's clipped surrogate and KL); `main` then reports the mean cross-entropy and `total` includes f.
   std::function<std::pair<double, double>(int64_t row, float logp)> policy;
@@ -66,8 +68,5 @@ class TrainGraph {
 
 // Gradient (or optimizer moment) buffers shaped like the weights, F32 zeros; tied tensors alias.
 ModelWeights zeros_like_weights(const ModelConfig& c, bool mtp);
-// Copy of `master` whose projections are BF16 (for BF16 products); vectors, embedding and router shared.
-ModelWeights bf16_compute_copy(const ModelConfig& c, const ModelWeights& master);
-void refresh_bf16_copy(const ModelConfig& c, const ModelWeights& master, ModelWeights& copy);
 
 }  // namespace dseek

@@ -1,6 +1,7 @@
 #include "train/optimizer.h"
 
 #include <cmath>
+#include <cstring>
 
 #include "core/error.h"
 
@@ -32,8 +33,9 @@ AdamW::AdamW(const OptimizerConfig& cfg, const ModelConfig& mc, ModelWeights& pa
   for (size_t i = 0; i < ps.size(); i++) {
     if (ps[i].role == ParamRole::RouterBias) continue;  // updated by the balance rule, not by gradients
     DSEEK_CHECK(ps[i].tensor->dtype == DType::F32, "optimizer: parameter {} must be F32 (master weights)", ps[i].name);
-    Slot s{ps[i].name, ps[i].tensor, gs[i].tensor, Tensor::zeros(DType::F32, ps[i].shape),
-           Tensor::zeros(DType::F32, ps[i].shape), ps[i].role != ParamRole::Norm && ps[i].role != ParamRole::Bias};
+    const DType mt = cfg_.bf16_moments ? DType::BF16 : DType::F32;
+    Slot s{ps[i].name, ps[i].tensor, gs[i].tensor, Tensor::zeros(mt, ps[i].shape), Tensor::zeros(mt, ps[i].shape),
+           ps[i].role != ParamRole::Norm && ps[i].role != ParamRole::Bias};
     slots_.push_back(std::move(s));
   }
 }
@@ -77,17 +79,33 @@ OptimizerStep AdamW::step(double lr) {
   for (Slot& s : slots_) {
     float* p = s.param->f32();
     const float* g = s.grad->f32();
-    float* m = s.m.f32();
-    float* v = s.v.f32();
     const float decay = s.decay ? float(1.0 - lr * cfg_.weight_decay) : 1.0f;
     const int64_t n = s.param->numel();
+    if (s.m.dtype == DType::F32) {
+      float* m = s.m.f32();
+      float* v = s.v.f32();
 #pragma omp parallel for simd schedule(static) if (n > 65536)
+      for (int64_t i = 0; i < n; i++) {
+        const float gi = g[i] * clip;
+        p[i] *= decay;
+        m[i] = b1 * m[i] + (1.0f - b1) * gi;
+        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+        p[i] -= step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + eps);
+      }
+      continue;
+    }
+    // BF16 moments: the same update in F32, the new moments rounded to BF16 (nearest even) when stored
+    uint16_t* m = s.m.as<uint16_t>();
+    uint16_t* v = s.v.as<uint16_t>();
+#pragma omp parallel for schedule(static) if (n > 65536)
     for (int64_t i = 0; i < n; i++) {
       const float gi = g[i] * clip;
       p[i] *= decay;
-      m[i] = b1 * m[i] + (1.0f - b1) * gi;
-      v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-      p[i] -= step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + eps);
+      const float mi = bf16_to_f32(f32_to_bf16(b1 * bf16_to_f32(m[i]) + (1.0f - b1) * gi));
+      const float vi = bf16_to_f32(f32_to_bf16(b2 * bf16_to_f32(v[i]) + (1.0f - b2) * gi * gi));
+      m[i] = f32_to_bf16(mi);
+      v[i] = f32_to_bf16(vi);
+      p[i] -= step_size * mi / (std::sqrt(vi) * inv_sqrt_bc2 + eps);
     }
   }
   return out;
@@ -111,9 +129,10 @@ void AdamW::load_state(const SafetensorsFile& f) {
       const std::string name = prefix + s.name;
       if (!f.contains(name)) fail("{}: missing optimizer tensor '{}'", f.path(), name);
       Tensor t = f.get(name);
-      if (t.dtype != DType::F32 || t.shape != dst->shape)
-        fail("{}: optimizer tensor '{}' is {}, expected F32{}", f.path(), name, t.desc(), shape_str(dst->shape));
-      std::copy(t.f32(), t.f32() + t.numel(), dst->f32());
+      if (t.dtype != dst->dtype || t.shape != dst->shape)
+        fail("{}: optimizer tensor '{}' is {}, expected {}{}", f.path(), name, t.desc(), dtype_name(dst->dtype),
+             shape_str(dst->shape));
+      std::memcpy(dst->data, t.data, size_t(t.numel()) * dtype_size(t.dtype));
     }
   }
   if (!f.contains("step")) fail("{}: missing optimizer tensor 'step'", f.path());

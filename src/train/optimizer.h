@@ -18,6 +18,7 @@ struct OptimizerConfig {
   int64_t warmup = 0;
   std::string schedule = "cosine";  // cosine | wsd (warmup-stable-decay) | constant
   double decay_fraction = 0.2;      // wsd: final fraction of steps spent decaying
+  bool bf16_moments = false;        // exp_avg and exp_avg_sq stored in BF16 (rounded to nearest even each step)
 };
 
 // lr for 0-based `step` of `total` steps.

@@ -26,7 +26,7 @@ using json = nlohmann::json;
 // config
 
 json TrainConfig::to_json() const {
-  return json{{"steps", steps},
+  json j{{"steps", steps},
               {"batch_size", batch_size},
               {"seq_len", seq_len},
               {"grad_accum", grad_accum},
@@ -48,12 +48,13 @@ json TrainConfig::to_json() const {
               {"eval_every", eval_every},
               {"eval_batches", eval_batches},
               {"log_every", log_every},
-              {"precision", std::string(precision_name(precision))},
               {"mtp_lambda", mtp_lambda},
               {"aux_alpha", aux_alpha},
               {"bias_gamma", bias_gamma},
               {"time_limit", time_limit},
               {"distill_weight", distill_weight}};
+  mixed.write(j);
+  return j;
 }
 
 TrainConfig TrainConfig::from_json(const json& j, const std::string& origin) {
@@ -88,8 +89,7 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& origin) {
   num("time_limit", c.time_limit);
   num("distill_weight", c.distill_weight);
   num("schedule", c.opt.schedule);
-  std::string precision(precision_name(c.precision));
-  num("precision", precision);
+  c.mixed.read(j, origin);
   auto positive = [&](int64_t v, const char* k) {
     if (v <= 0) fail("{}: must be positive, got {}", setting_name(origin, k), v);
   };
@@ -99,7 +99,6 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& origin) {
   positive(c.log_every, "log_every");
   if (c.steps < 0) fail("{}: must be >= 0, got {}", setting_name(origin, "steps"), c.steps);
   if (!(c.opt.lr > 0)) fail("{}: must be positive, got {}", setting_name(origin, "lr"), c.opt.lr);
-  c.precision = resolve_precision(precision, setting_name(origin, "precision"));
   if (c.opt.schedule != "constant" && c.opt.schedule != "cosine" && c.opt.schedule != "wsd")
     fail("{}: must be constant, cosine or wsd, got '{}'", setting_name(origin, "schedule"), c.opt.schedule);
   return c;
@@ -135,8 +134,9 @@ Trainer::Trainer(const std::string& run_dir, Model model, const DataSpec& data, 
   val_batches_ = std::move(d.val);
   val_bytes_ = d.val_bytes;
   grads_ = zeros_like_weights(c, !model_.w.mtp.empty());
+  cfg_.opt.bf16_moments = cfg_.mixed.bf16_moments;
   opt_ = std::make_unique<AdamW>(cfg_.opt, c, model_.w, grads_);
-  compute_ = cfg_.precision == Precision::BF16 ? bf16_compute_copy(c, model_.w) : model_.w;
+  mixed_ = std::make_unique<MixedPrecision>(cfg_.mixed, c, model_.w);
 }
 
 std::unique_ptr<Trainer> Trainer::create(const std::string& run_dir, Model init, const DataSpec& data,
@@ -166,6 +166,7 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& run_dir, const json&
       new Trainer(run_dir, to_master_weights(std::move(m)), DataSpec::from_json(rp.run["data"], rp.run_json), cfg));
   t->opt_->load_state(SafetensorsFile::open(path_join(rp.checkpoint, "optimizer.safetensors")));
   t->source_->restore(rp.state["data_state"]);
+  t->mixed_->restore(rp.state);
   t->step_ = rp.state["step"].get<int64_t>();
   t->elapsed_ = rp.state.value("elapsed_s", 0.0);
   rd.truncate_metrics_after(t->step_);
@@ -207,13 +208,13 @@ double Trainer::flops_per_token() const {
 std::pair<double, double> Trainer::evaluate() {
   if (val_batches_.empty()) return {NAN, NAN};
   GraphOptions o;
-  o.layer.precision = cfg_.precision;
+  o.layer.precision = cfg_.mixed.products();
   o.use_mtp = false;
   double nats = 0;
   int64_t tokens = 0;
   for (const MicroBatch& mb : val_batches_) {
     TrainGraph g(model_.config);
-    LossBreakdown lb = g.run(compute_, nullptr, model_.rope, mb, o);
+    LossBreakdown lb = g.run(mixed_->compute(), nullptr, model_.rope, mb, o);
     nats += lb.main * double(lb.tokens);
     tokens += lb.tokens;
   }
@@ -223,14 +224,16 @@ std::pair<double, double> Trainer::evaluate() {
 
 void Trainer::save_checkpoint() {
   run_.save_checkpoint(step_, [&](const std::string& dir) {
-    const json st{{"step", step_}, {"data_state", source_->state()}, {"elapsed_s", elapsed_}, {"train", cfg_.to_json()}};
+    json st{{"step", step_}, {"data_state", source_->state()}, {"elapsed_s", elapsed_}, {"train", cfg_.to_json()}};
+    if (json ls = mixed_->state(); !ls.is_null()) st["loss_scaler"] = ls;
     write_checkpoint_files(dir, model_, *opt_, st, data_.kind == "tokens" ? data_.path : data_.tokenizer, sampling_);
   }, int(cfg_.keep_checkpoints));
 }
 
 void Trainer::train() {
   const ModelConfig& c = model_.config;
-  const Precision prec = cfg_.precision;
+  const Precision prec = cfg_.mixed.products();
+  const std::vector<int64_t> inject = overflow_injection_steps();
   GraphOptions go;
   go.layer.precision = prec;
   go.layer.aux_alpha = c.n_routed_experts > 0 ? cfg_.aux_alpha : 0.0;
@@ -243,18 +246,20 @@ void Trainer::train() {
   const bool has_mtp = !model_.w.mtp.empty();
   std::fprintf(stderr, "training %s: %.1fM parameters, %lld tokens/step, %s, %d threads, target step %lld\n",
                run_.path().c_str(), double(model_.parameter_count(false)) / 1e6, (long long)tokens_per_step,
-               std::string(precision_name(cfg_.precision)).c_str(), num_threads(), (long long)cfg_.steps);
+               std::string(train_precision_name(cfg_.mixed.precision)).c_str(), num_threads(), (long long)cfg_.steps);
   RunLoopMethod m;
   m.step = [&](int64_t step) {
     const auto t0 = std::chrono::steady_clock::now();
     const double lr = lr_at(cfg_.opt, step, cfg_.decay_steps > 0 ? cfg_.decay_steps : cfg_.steps);
     opt_->zero_grads();
+    mixed_->reset_counts();
+    go.loss_scale = mixed_->loss_scale();
     LossBreakdown sum;
     std::vector<std::vector<int64_t>> load;
     std::vector<int64_t> load_layers;
     for (int64_t a = 0; a < cfg_.grad_accum; a++) {
       MicroBatch mb = source_->next(cfg_.batch_size, cfg_.seq_len);
-      LossBreakdown lb = graph_.run(compute_, &grads_, model_.rope, mb, go);
+      LossBreakdown lb = graph_.run(mixed_->compute(), &grads_, model_.rope, mb, go);
       sum.main += lb.main;
       sum.mtp += lb.mtp;
       sum.aux += lb.aux;
@@ -266,14 +271,21 @@ void Trainer::train() {
           for (size_t e = 0; e < load[l].size(); e++) load[l][e] += lb.load[l][e];
     }
     const double inv = 1.0 / double(cfg_.grad_accum);
-    if (cfg_.grad_accum > 1) opt_->scale_grads(float(inv));
-    const OptimizerStep os = opt_->step(lr);
-    if (model_.config.uses_score_bias()) update_routing_bias(model_.w, load, cfg_.bias_gamma);
-    if (prec == Precision::BF16) refresh_bf16_copy(c, model_.w, compute_);
+    if (std::find(inject.begin(), inject.end(), step) != inject.end()) grads_.norm.f32()[0] = INFINITY;
+    // a step whose scaled gradients overflowed is skipped (fp16 with loss scaling)
+    const bool apply = mixed_->unscale(*opt_, cfg_.grad_accum);
+    OptimizerStep os{NAN, lr};
+    if (apply) {
+      os = opt_->step(lr);
+      if (model_.config.uses_score_bias()) update_routing_bias(model_.w, load, cfg_.bias_gamma);
+      mixed_->refresh();
+    }
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     // only the terms this run has (a dense student has no MTP or balance loss, only distillation has a KL)
-    json rec{{"loss", sum.main * inv}, {"total_loss", sum.total * inv}, {"lr", lr}, {"grad_norm", os.grad_norm},
+    json rec{{"loss", sum.main * inv}, {"total_loss", sum.total * inv}, {"lr", lr},
              {"tokens_per_s", double(tokens_per_step) / dt}, {"mfu", peak.utilisation(fpt * double(tokens_per_step) / dt)}};
+    if (apply) rec["grad_norm"] = os.grad_norm;
+    mixed_->add_metrics(rec);
     if (has_mtp) rec["mtp_loss"] = sum.mtp * inv;
     if (go.layer.aux_alpha > 0) rec["aux_loss"] = sum.aux * inv;
     if (cfg_.distill_weight > 0) rec["distill_kl"] = sum.soft_kl * inv;
@@ -312,8 +324,10 @@ void Trainer::train() {
     if (cfg_.distill_weight > 0) s += fmt::format(" | kl {:.4f}", r["distill_kl"].get<double>());
     // throughput over the last steps (one step's time is noisy on a shared machine); metrics.jsonl keeps each step's
     const double tps = double(tokens_per_step) / window_s.mean();
-    return s + fmt::format(" | lr {:.2e} | gnorm {:.3f} | {:.0f} tok/s | MFU {:.1f}%", r["lr"].get<double>(),
-                           r["grad_norm"].get<double>(), tps, 100.0 * fpt * tps / peak.value());
+    if (r.contains("loss_scale")) s += fmt::format(" | scale {:g}", r["loss_scale"].get<double>());
+    const std::string gnorm = r.contains("grad_norm") ? fmt::format("{:.3f}", r["grad_norm"].get<double>()) : "skipped";
+    return s + fmt::format(" | lr {:.2e} | gnorm {} | {:.0f} tok/s | MFU {:.1f}%", r["lr"].get<double>(), gnorm, tps,
+                           100.0 * fpt * tps / peak.value());
   };
   m.eval_progress = [](const json& r) {
     if (!r.contains("val_loss")) return std::string();

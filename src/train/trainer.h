@@ -11,6 +11,7 @@
 #include "model/model.h"
 #include "train/data_source.h"
 #include "train/graph.h"
+#include "train/mixed_precision.h"
 #include "train/optimizer.h"
 #include "train/run_dir.h"
 
@@ -25,7 +26,7 @@ struct TrainConfig {
   int64_t save_every = 0, keep_checkpoints = 3;
   double save_minutes = 10;  // also checkpoint this often (wall time); 0: off
   int64_t eval_every = 0, eval_batches = 8, log_every = 1;
-  Precision precision = Precision::F32;  // of the products (F32 master weights either way)
+  PrecisionSettings mixed;  // products, loss scaling, optimizer moments (F32 master weights either way)
   double mtp_lambda = 0.3;
   double aux_alpha = 1e-4;   // sequence-wise balance loss weight (0: off)
   double bias_gamma = 1e-3;  // auxiliary-loss-free bias update speed (0: off)
@@ -60,8 +61,9 @@ class Trainer {
   TrainConfig cfg_;
   Model model_;  // F32 master weights
   std::optional<SamplingParams> sampling_;  // generation_config.json's defaults, carried into every checkpoint
-  ModelWeights compute_, grads_;
+  ModelWeights grads_;
   std::unique_ptr<AdamW> opt_;
+  std::unique_ptr<MixedPrecision> mixed_;  // the weights the products read, the loss scale
   std::unique_ptr<BatchSource> source_;
   std::vector<MicroBatch> val_batches_;  // fixed validation set
   double val_bytes_ = 0;                 // UTF-8 bytes of the validation targets (0: unknown)

@@ -46,6 +46,7 @@ struct RowBatch {
 struct LayerOptions {
   Precision precision = Precision::F32;  // activation products (attention); weight products follow the weights
   double aux_alpha = 0.0;                // sequence-wise balance loss weight (training)
+  float grad_scale = 1.0f;               // multiplier of the balance loss's gradient (loss scaling)
   AttnImpl attn = AttnImpl::Auto;        // MLA formulation over a cache
   bool save = true;                      // keep what the backward pass needs
 };

@@ -87,10 +87,11 @@ HeadLossResult lm_head_loss(int64_t R, const float* h, const Linear& head, const
       kl += row_kl;
       loss += double(spec.soft_weight) * row_kl;
       if (dh) {
-        const float sw = soft ? spec.soft_weight : 0.0f, cc = float(-c) + sw;  // q coefficient
+        const float gs = spec.grad_scale;
+        const float sw = soft ? spec.soft_weight * gs : 0.0f, cc = float(-c) * gs + sw;  // q coefficient
 #pragma omp simd
         for (int64_t v = 0; v < V; v++) z[v] = exp_approx(z[v] - lse) * cc;
-        if (tgt >= 0) z[tgt] += float(c);
+        if (tgt >= 0) z[tgt] += float(c) * gs;
         if (soft)
           for (auto [id, pk] : *soft) z[id] -= sw * pk;
       }

@@ -28,6 +28,7 @@ struct HeadLoss {
   std::function<std::pair<double, double>(int64_t row, float logp)> policy;  // replaces cross-entropy if set
   const std::vector<std::vector<std::pair<int32_t, float>>>* soft = nullptr;  // [R] soft targets
   float soft_weight = 0.0f;
+  float grad_scale = 1.0f;  // multiplier of the gradient only (loss scaling)
   float* logp_out = nullptr;  // [R] log q[t_r] (0 where t_r < 0)
   float* logits_out = nullptr;  // [R, V] the logits of every row (for tests comparing with inference)
   // [R] the topk most likely next tokens with their probabilities renormalised over them (rows with a target)

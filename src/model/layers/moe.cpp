@@ -132,7 +132,7 @@ void moe_backward(const ModelConfig& c, int64_t R, int64_t seqs, int64_t T, cons
   std::vector<float> dz(static_cast<size_t>(R * E), 0.0f), ds;
   if (o.aux_alpha > 0 && seqs > 0) {
     ds.assign(size_t(R * E), 0.0f);
-    sequence_balance_loss(rt, seqs, T, o.aux_alpha, ds.data());
+    sequence_balance_loss(rt, seqs, T, o.aux_alpha * o.grad_scale, ds.data());
   }
   route_backward(c, rt, dweight.data(), ds.empty() ? nullptr : ds.data(), dz.data());
   Linear router, grouter;
