@@ -62,6 +62,7 @@ void BM_TrainStep(benchmark::State& state, TrainPrecision tp, bool pow2) {
   TrainGraph graph(c);
   GraphOptions go;
   go.layer.precision = prec;
+  go.layer.fp8_activations = ps.fp8_activations();
   go.layer.aux_alpha = 1e-4;
   Rng r(1);
   std::vector<int32_t> tokens(size_t(kB * (kT + 1)));

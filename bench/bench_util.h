@@ -2,7 +2,6 @@
 // dtype into a cache folder and loaded memory-mapped as users load it) and process memory figures.
 #pragma once
 #include <benchmark/benchmark.h>
-#include <sys/resource.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -11,6 +10,7 @@
 #include <vector>
 
 #include "core/fileio.h"
+#include "core/memory.h"
 #include "core/threads.h"
 #include "model/model.h"
 #include "model/quantize.h"
@@ -60,11 +60,7 @@ inline Model& cached_model(DType dt) {
   return *slot;
 }
 
-inline double peak_rss_mib() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return double(ru.ru_maxrss) / 1024.0;
-}
+using dseek::peak_rss_mib;
 
 // The benches' main(): --threads N is ours (0 = all cores); the rest goes to Google Benchmark.
 inline int run_benchmarks(int argc, char** argv) {

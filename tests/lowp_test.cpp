@@ -13,8 +13,12 @@
 #include "core/dtype.h"
 #include "kernels/fp8_gemm.h"
 #include "kernels/lowp.h"
+#include "model/layers/decoder_layer.h"
 #include "model/layers/linear.h"
+#include "model/model.h"
+#include "train/graph.h"
 #include "numeric_util.h"
+#include "test_util.h"
 
 namespace dseek {
 namespace {
@@ -356,6 +360,77 @@ TEST(Lowp, PromotionRescuesANarrowAccumulator) {
   RecordProperty("relative_error_promotion_128", testing::PrintToString(e_128));
   EXPECT_GT(e_none, 1e-3);
   EXPECT_LT(e_128, e_none / 10);
+}
+
+}  // namespace
+}  // namespace dseek
+
+namespace dseek {
+namespace {
+
+TEST(Lowp, Fp8MatrixRoundTripsAndStoresAgainUnchanged) {
+  const std::vector<float> x = tricky_matrix(7, 300, 51);
+  Fp8Matrix a;
+  a.store(x.data(), 7, 300, 300);
+  EXPECT_EQ(a.bytes(), 7u * 300u + 7u * 3u * 4u);  // one byte per value, a float per 1 x 128 tile
+  std::vector<float> y(x.size());
+  a.load(y.data());
+  const std::vector<float> want = ref_dequant(ref_quant(x, 7, 300, 1, 128, false));
+  for (size_t i = 0; i < x.size(); i++) EXPECT_TRUE(same(y[i], want[i])) << i;
+  Fp8Matrix b;
+  b.store(y.data(), 7, 300, 300);
+  EXPECT_EQ(b.q, a.q);
+  EXPECT_EQ(b.s, a.s);
+}
+
+// DeepSeek-V3's FP8 activation cache (FFN and expert inputs and SwiGLU inputs in FP8, SwiGLU recomputed): the MoE
+// and dense layers' gradients stay within the FP8 error of the F32-cached ones, and the cached bytes fall.
+TEST(Lowp, Fp8ActivationCacheKeepsGradientsAndSavesMemory) {
+  ModelConfig c = ModelConfig::load(test::source_dir() + "/configs/tiny.json");
+  Model m = Model::random(c, 5);
+  const TrainShape s = TrainShape::dense(4, 40);
+  const int64_t R = 160, D = c.hidden_size;
+  for (int64_t layer : {0, 1}) {  // dense, MoE
+    SCOPED_TRACE(layer);
+    const LayerWeights& L = m.w.layers[size_t(layer)];
+    const std::vector<float> x0 = test::randn(size_t(R * D), 3), proj = test::randn(size_t(R * D), 4);
+    std::vector<std::vector<float>> grads;
+    size_t cache_bytes[2] = {0, 0};
+    std::vector<float> dxs[2];
+    for (int fp8 = 0; fp8 < 2; fp8++) {
+      TrainOptions o;
+      o.fp8_activations = fp8;
+      std::vector<float> x = x0;
+      LayerCache lc;
+      layer_forward(c, L, m.rope, s, o, x.data(), lc);
+      auto fbytes = [](const std::vector<float>& v) { return v.size() * 4; };
+      for (const ExpertBatch& b : lc.moe.experts)
+        cache_bytes[fp8] += fbytes(b.x) + fbytes(b.g) + fbytes(b.u) + fbytes(b.h) + b.xq.bytes() + b.gq.bytes() + b.uq.bytes();
+      for (const FFNCache* f : {&lc.dense, &lc.moe.shared})
+        cache_bytes[fp8] += fbytes(f->g) + fbytes(f->u) + fbytes(f->h) + f->gq.bytes() + f->uq.bytes();
+      ModelWeights g = zeros_like_weights(c, true);
+      dxs[fp8] = proj;
+      layer_backward(c, L, g.layers[size_t(layer)], m.rope, s, o, lc, dxs[fp8].data());
+      for_each_param(c, g, [&](ParamRef& p) {
+        if (p.name.find("layers." + std::to_string(layer) + ".mlp") != std::string::npos)
+          grads.emplace_back(p.tensor->f32(), p.tensor->f32() + p.tensor->numel());
+      });
+    }
+    auto diff = [](const std::vector<float>& a, const std::vector<float>& b) {
+      return deepgemm_diff(a, std::vector<double>(b.begin(), b.end()));
+    };
+    EXPECT_LT(diff(dxs[1], dxs[0]), 1e-3);
+    EXPECT_GT(diff(dxs[1], dxs[0]), 0.0);  // the FP8 values were used
+    const size_t n = grads.size() / 2;
+    for (size_t i = 0; i < n; i++) {
+      double norm = 0;
+      for (float v : grads[i]) norm += double(v) * v;
+      if (norm > 0) EXPECT_LT(diff(grads[n + i], grads[i]), 1e-3) << "parameter " << i;
+    }
+    EXPECT_LT(double(cache_bytes[1]), 0.3 * double(cache_bytes[0])) << cache_bytes[1] << " vs " << cache_bytes[0];
+    RecordProperty(layer ? "moe_cache_bytes_f32_fp8_dxdiff" : "dense_cache_bytes_f32_fp8_dxdiff",
+                   testing::PrintToString(std::vector<double>{double(cache_bytes[0]), double(cache_bytes[1]), diff(dxs[1], dxs[0])}));
+  }
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "core/memory.h"
 
 #include <malloc.h>
+#include <sys/resource.h>
 
 namespace dseek {
 
@@ -11,6 +12,12 @@ void keep_freed_memory() {
     return true;
   }();
   (void)done;
+}
+
+double peak_rss_mib() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return double(ru.ru_maxrss) / 1024.0;
 }
 
 }  // namespace dseek

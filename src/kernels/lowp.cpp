@@ -202,6 +202,23 @@ void fp8_quantize_bf16(const float* x, int64_t R, int64_t C, int64_t ldx, int64_
                   });
 }
 
+void Fp8Matrix::store(const float* x, int64_t R, int64_t C, int64_t ldx, int64_t tile_size) {
+  rows = R, cols = C, tile = tile_size;
+  q.resize(size_t(R * C));
+  s.resize(size_t(R * ((C + tile - 1) / tile)));
+  fp8_quantize_blocks(x, R, C, ldx, 1, tile, false, q.data(), s.data());
+}
+
+void Fp8Matrix::load(float* out) const {
+  const int64_t nt = (cols + tile - 1) / tile;
+#pragma omp parallel for schedule(static) if (rows * cols > 65536 && !omp_in_parallel())
+  for (int64_t r = 0; r < rows; r++) {
+    const uint8_t* qr = q.data() + r * cols;
+    float* o = out + r * cols;
+    for (int64_t c = 0; c < cols; c++) o[c] = kFp8E4M3ToF32[qr[c]] * s[size_t(r * nt + c / tile)];
+  }
+}
+
 void fp8_codes_to_bf16(const uint8_t* codes, int64_t n, uint16_t* out) {
 #pragma omp parallel for schedule(static) if (n > 65536 && !omp_in_parallel())
   for (int64_t i = 0; i < n; i++) out[i] = f32_to_bf16(kFp8E4M3ToF32[codes[i]]);

@@ -17,6 +17,7 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <vector>
 
 namespace dseek {
 
@@ -76,6 +77,18 @@ void fp8_quantize_bf16(const float* x, int64_t R, int64_t C, int64_t ldx, int64_
                        uint16_t* q, int64_t ldq, float* scale, LowpCounts* counts = nullptr);
 // E4M3 codes [n] -> BF16 bits of their values.
 void fp8_codes_to_bf16(const uint8_t* codes, int64_t n, uint16_t* out);
+
+// A matrix [rows, cols] kept as E4M3 codes in 1 x tile groups with their scales (1 byte per value plus one float
+// per tile): activations cached for the backward pass in FP8 (DeepSeek-V3 report, section 3.3.4). Storing the
+// loaded values again gives the same codes and scales (amax scaling is idempotent).
+struct Fp8Matrix {
+  std::vector<uint8_t> q;  // [rows, cols]
+  std::vector<float> s;    // [rows, ceil(cols / tile)]
+  int64_t rows = 0, cols = 0, tile = 128;
+  void store(const float* x, int64_t R, int64_t C, int64_t ldx, int64_t tile_size = 128);
+  void load(float* out) const;  // dequantised, [rows, cols] dense
+  size_t bytes() const { return q.size() + s.size() * sizeof(float); }
+};
 
 // x rounded to F16 and back, out may equal x.
 void f16_round(const float* x, int64_t R, int64_t C, int64_t ldx, float* out, int64_t ldo, LowpCounts* counts = nullptr);

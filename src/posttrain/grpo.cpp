@@ -261,6 +261,7 @@ void GrpoTrainer::train() {
   BatchGenerator gen(fwd);
   GraphOptions go;
   go.layer.precision = cfg_.mixed.products();
+  go.layer.fp8_activations = cfg_.mixed.fp8_activations();
   go.use_mtp = false;
   std::fprintf(stderr, "GRPO %s: %s, %lld prompts x %lld completions per step, target step %lld, %d threads\n",
                run_.path().c_str(), task_->name().c_str(), (long long)P, (long long)G, (long long)cfg_.steps,

@@ -34,6 +34,8 @@ struct PrecisionSettings {
 
   // Products outside the recipe's Linears (attention, head; for f32/bf16 all of them).
   Precision products() const;
+  // fp8: FFN and expert activations cached for the backward in FP8 (LayerOptions::fp8_activations)
+  bool fp8_activations() const { return precision == TrainPrecision::FP8; }
   bool loss_scaling() const { return precision == TrainPrecision::F16 && loss_scale > 0; }
   // Keys "precision", "fp8_scales", "fp8_pow2_scales", "loss_scale", "loss_scale_window", "moments".
   void write(nlohmann::json& j) const;

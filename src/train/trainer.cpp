@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/fileio.h"
 #include "core/json_util.h"
+#include "core/memory.h"
 #include "core/threads.h"
 #include "inference/generation_config.h"
 #include "kernels/matmul.h"
@@ -236,6 +237,7 @@ void Trainer::train() {
   const std::vector<int64_t> inject = overflow_injection_steps();
   GraphOptions go;
   go.layer.precision = prec;
+  go.layer.fp8_activations = cfg_.mixed.fp8_activations();
   go.layer.aux_alpha = c.n_routed_experts > 0 ? cfg_.aux_alpha : 0.0;
   go.mtp_lambda = cfg_.mtp_lambda;
   go.soft_weight = float(cfg_.distill_weight);
@@ -285,6 +287,7 @@ void Trainer::train() {
     json rec{{"loss", sum.main * inv}, {"total_loss", sum.total * inv}, {"lr", lr},
              {"tokens_per_s", double(tokens_per_step) / dt}, {"mfu", peak.utilisation(fpt * double(tokens_per_step) / dt)}};
     if (apply) rec["grad_norm"] = os.grad_norm;
+    rec["peak_rss_mib"] = peak_rss_mib();
     mixed_->add_metrics(rec);
     if (has_mtp) rec["mtp_loss"] = sum.mtp * inv;
     if (go.layer.aux_alpha > 0) rec["aux_loss"] = sum.aux * inv;

@@ -49,6 +49,7 @@ struct LayerOptions {
   float grad_scale = 1.0f;               // multiplier of the balance loss's gradient (loss scaling)
   AttnImpl attn = AttnImpl::Auto;        // MLA formulation over a cache
   bool save = true;                      // keep what the backward pass needs
+  bool fp8_activations = false;          // with save: FFN and expert activations kept in FP8 (ffn.h)
 };
 using TrainOptions = LayerOptions;
 

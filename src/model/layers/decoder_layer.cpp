@@ -31,7 +31,7 @@ void layer_forward(const ModelConfig& c, int64_t layer, const LayerWeights& w, c
     for (int64_t i = 0; i < R * D; i++) x[i] += y[i];
   } else {
     DSEEK_PROFILE("dense_ffn");
-    ffn_forward(R, hn2, w.mlp, lc.dense, x, /*accumulate=*/true);
+    ffn_forward(R, hn2, w.mlp, lc.dense, x, /*accumulate=*/true, o.save && o.fp8_activations);
   }
 }
 

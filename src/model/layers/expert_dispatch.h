@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/lowp.h"
+
 #include "model/router.h"
 
 namespace dseek {
@@ -15,6 +17,7 @@ struct ExpertBatch {
   int64_t expert = 0, n = 0, nb = 0;
   std::vector<int32_t> rows, slots;    // source row and routing slot of each of the n rows
   std::vector<float> x, g, u, h, y;    // [nb, D] inputs, [nb, I] gate/up/product, [nb, D] outputs
+  Fp8Matrix xq, gq, uq;                // FP8 activation cache: x, g, u in FP8 instead (then x, g, u, h empty)
 };
 
 class ExpertDispatch {

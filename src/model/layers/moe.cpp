@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/memory.h"
 #include "core/profile.h"
 #include "kernels/swiglu.h"
 #include "model/layers/linear.h"
@@ -60,7 +61,7 @@ void experts_small(const MoEWeights& w, int64_t R, const float* x, int64_t D, in
 }
 
 // One expert per thread; each product runs on its thread (padded rows are zero inputs).
-void experts_parallel(const MoEWeights& w, int64_t D, int64_t I, bool save, std::vector<ExpertBatch>& ex) {
+void experts_parallel(const MoEWeights& w, int64_t D, int64_t I, bool save, bool fp8_cache, std::vector<ExpertBatch>& ex) {
   DSEEK_PROFILE("moe.experts");
 #pragma omp parallel for schedule(dynamic, 1)
   for (size_t i = 0; i < ex.size(); i++) {
@@ -71,6 +72,12 @@ void experts_parallel(const MoEWeights& w, int64_t D, int64_t I, bool save, std:
     linear_forward(b.nb, b.x.data(), D, f.up_proj, b.u.data(), I);
     swiglu_forward(b.g.data(), b.u.data(), h, b.nb * I);
     linear_forward(b.nb, h, I, f.down_proj, b.y.data(), D);
+    if (fp8_cache) {  // x, g, u kept in FP8 for the backward; h is recomputed there
+      b.xq.store(b.x.data(), b.nb, D, D);
+      b.gq.store(b.g.data(), b.nb, I, I);
+      b.uq.store(b.u.data(), b.nb, I, I);
+      release(b.x), release(b.g), release(b.u), release(b.h);
+    }
   }
 }
 
@@ -98,9 +105,9 @@ void moe_forward(const ModelConfig& c, int64_t R, int64_t seqs, int64_t T, const
   } else {
     if (w.has_shared) {
       DSEEK_PROFILE("moe.shared");
-      ffn_forward(R, x, w.shared, mc.shared, y, false);
+      ffn_forward(R, x, w.shared, mc.shared, y, false, o.save && o.fp8_activations);
     }
-    experts_parallel(w, D, I, o.save, mc.experts);
+    experts_parallel(w, D, I, o.save, o.save && o.fp8_activations, mc.experts);
   }
   dispatch.combine(rt, mc.experts, D, y);
 }
@@ -120,11 +127,20 @@ void moe_backward(const ModelConfig& c, int64_t R, int64_t seqs, int64_t T, cons
     const FFNWeights& f = w.experts[size_t(b.expert)];
     FFNWeights& gf = gw.experts[size_t(b.expert)];
     std::vector<float> dh(size_t(b.nb * I)), dg(size_t(b.nb * I)), du(size_t(b.nb * I));
-    linear_backward(b.nb, dye[i].data(), D, b.h.data(), I, f.down_proj, dh.data(), I, false, gf.down_proj, o.precision);
-    swiglu_backward(b.g.data(), b.u.data(), dh.data(), dg.data(), du.data(), b.nb * I);
+    const float *xe = b.x.data(), *g = b.g.data(), *u = b.u.data(), *h = b.h.data();
+    std::vector<float> act;
+    if (b.g.empty() && b.gq.rows == b.nb) {  // FP8 cache: x, g, u dequantised, h recomputed
+      act.resize(size_t(b.nb * (D + 3 * I)));
+      float *px = act.data(), *pg = px + b.nb * D, *pu = pg + b.nb * I, *ph = pu + b.nb * I;
+      b.xq.load(px), b.gq.load(pg), b.uq.load(pu);
+      swiglu_forward(pg, pu, ph, b.nb * I);
+      xe = px, g = pg, u = pu, h = ph;
+    }
+    linear_backward(b.nb, dye[i].data(), D, h, I, f.down_proj, dh.data(), I, false, gf.down_proj, o.precision);
+    swiglu_backward(g, u, dh.data(), dg.data(), du.data(), b.nb * I);
     dxe[i].assign(size_t(b.nb * D), 0.0f);
-    linear_backward(b.nb, dg.data(), I, b.x.data(), D, f.gate_proj, dxe[i].data(), D, true, gf.gate_proj, o.precision);
-    linear_backward(b.nb, du.data(), I, b.x.data(), D, f.up_proj, dxe[i].data(), D, true, gf.up_proj, o.precision);
+    linear_backward(b.nb, dg.data(), I, xe, D, f.gate_proj, dxe[i].data(), D, true, gf.gate_proj, o.precision);
+    linear_backward(b.nb, du.data(), I, xe, D, f.up_proj, dxe[i].data(), D, true, gf.up_proj, o.precision);
   }
   if (w.has_shared) ffn_backward(R, x, w.shared, gw.shared, mc.shared, dy, D, dx, o.precision);
   dispatch.dispatch_backward(mc.experts, dxe, D, dx);
