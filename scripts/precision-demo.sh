@@ -4,7 +4,8 @@
 # power-of-two scales, FP8 with one scale per tensor, FP16 with and without loss scaling; then the charts and a
 # summary table (final train/validation loss, relative to BF16, operand underflow, peak memory, tokens/s).
 # Usage: scripts/precision-demo.sh [OUT] (default runs/precision); STEPS=1200 by default; ONLY="bf16 fp8" to run a
-# subset; THREADS=N per run (default: all cores); SUMMARY_ONLY=1 redraws the charts and the table of the runs in OUT.
+# subset; THREADS=N per run (default: all cores); SUMMARY_ONLY=1 redraws the charts and the table of the runs in OUT;
+# BASE=f32 compares with that run instead of the first.
 # Takes about 1.5 hours on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,10 +49,10 @@ for r in $runs; do grep -q '"grad_underflow"' "$out/$r/metrics.jsonl" && lowp_ru
 last=$(for r in $runs; do grep '"val_loss"' "$out/$r/metrics.jsonl" | grep -o '"step":[0-9]*' | tail -1 | cut -d: -f2; done | sort -n | head -1)
 {
   echo "compared at step $last"
-  printf "| run | train loss (steps %d-%d) | vs bf16 | val loss | vs bf16 | grad underflow | act underflow | peak RSS MiB | optimizer MiB | tokens/s |\n" $((last - 49)) "$last"
+  base=${BASE:-$(echo $runs | cut -d' ' -f1)}
+  printf "| run | train loss (steps %d-%d) | vs $base | val loss | vs $base | grad underflow | act underflow | peak RSS MiB | optimizer MiB | tokens/s |\n" $((last - 49)) "$last"
   printf "|---|---|---|---|---|---|---|---|---|---|\n"
-  base_t=""; base_v=""
-  for r in $runs; do
+  for r in $base $runs; do
     m="$out/$r/metrics.jsonl"
     upto=$(awk -v s="$last" '{ if (match($0, /"step":[0-9]+/)) { n = substr($0, RSTART + 7, RLENGTH - 7) + 0; if (n <= s) print } }' "$m")
     t=$(echo "$upto" | grep '"loss"' | tail -50 | sed 's/.*"loss":\([^,}]*\).*/\1/' | awk '{s+=$1} END {printf "%.4f", s/NR}')
@@ -61,7 +62,7 @@ last=$(for r in $runs; do grep '"val_loss"' "$out/$r/metrics.jsonl" | grep -o '"
     rss=$(grep '"peak_rss_mib"' "$m" | tail -1 | sed 's/.*"peak_rss_mib":\([^,}]*\).*/\1/' | awk '{printf "%.0f", $1}')
     tps=$(grep '"tokens_per_s"' "$m" | sed 's/.*"tokens_per_s":\([^,}]*\).*/\1/' | sort -n | awk '{a[NR]=$1} END {printf "%.0f", a[int(NR/2)+1]}')
     opt=$( (du -m --apparent-size "$out/$r/latest/optimizer.safetensors" 2>/dev/null || echo "-") | cut -f1)
-    [ -z "$base_t" ] && base_t=$t && base_v=$v
+    if [ "$r" = "$base" ] && [ -z "${base_t:-}" ]; then base_t=$t; base_v=$v; continue; fi
     rt=$(awk -v a="$t" -v b="$base_t" 'BEGIN {printf "%+.2f%%", 100 * (a - b) / b}')
     rv=$(awk -v a="$v" -v b="$base_v" 'BEGIN {printf "%+.2f%%", 100 * (a - b) / b}')
     printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n" "$r" "$t" "$rt" "$v" "$rv" "$gu" "$au" "$rss" "$opt" "$tps"

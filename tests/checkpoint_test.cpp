@@ -205,3 +205,33 @@ TEST(Checkpoint, ResumeDeletesStaleTemporariesAndHalfDeletedCheckpoints) {
 
 }  // namespace
 }  // namespace dseek
+
+namespace dseek {
+namespace {
+
+// Two processes training into one folder would interleave metrics.jsonl and delete each other's files (the
+// second took a folder without a checkpoint for a stopped run and started it over): the folder is locked.
+TEST(Checkpoint, ASecondProcessCannotTrainIntoAFolderInUse) {
+  test::TempDir d;
+  const std::string data = test::make_token_data(d), run = d / "run", log = d / "log.txt";
+  const pid_t pid = test::spawn_dseek(new_run_args(data, run, 100000, " --save-minutes 0"), log);
+  int status = 0;
+  ASSERT_TRUE(wait_for_progress(pid, run, 1, status)) << read_file(log);
+  const size_t before = metric_lines(run);
+  auto second = test::run_dseek(new_run_args(data, run, 5, ""));
+  EXPECT_EQ(second.status, 1);
+  EXPECT_NE(second.out.find(run + ": in use by another dseek process (pid " + std::to_string(pid) + ")"), std::string::npos)
+      << second.out;
+  auto resume = test::run_dseek("train --resume " + run + " --steps 5");
+  EXPECT_EQ(resume.status, 1);
+  EXPECT_GE(metric_lines(run), before);  // nothing was deleted
+  kill(pid, SIGKILL);
+  test::wait_child(pid);
+  // the kernel released the lock with the process: the folder (no checkpoint yet) starts over
+  auto again = test::run_dseek(new_run_args(data, run, 2, ""));
+  EXPECT_EQ(again.status, 0) << again.out;
+  EXPECT_EQ(metric_lines(run), 2u);
+}
+
+}  // namespace
+}  // namespace dseek

@@ -1,8 +1,14 @@
 #include "train/run_dir.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <set>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -87,7 +93,32 @@ void RunDir::remove_stale_temporaries() const {
   remove_entries(path_join(path_, "checkpoints"), is_temp_checkpoint);
 }
 
+void RunDir::lock() const {
+  // one lock per folder and process, held until the process exits (the kernel releases it even on kill -9)
+  static std::mutex mu;
+  static std::set<std::string> held;
+  std::error_code ec;
+  make_dirs(path_);
+  const std::string key = fs::weakly_canonical(path_, ec).string();
+  std::lock_guard<std::mutex> g(mu);
+  if (held.count(key)) return;
+  const std::string file = path_join(path_, ".lock");
+  const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) fail("{}: cannot open: {}", file, std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char buf[32] = {};
+    const ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+    ::close(fd);
+    fail("{}: in use by another dseek process{}; wait for it to end or use another folder", path_,
+         n > 0 ? fmt::format(" (pid {})", std::string(buf, size_t(n))) : std::string());
+  }
+  const std::string pid = std::to_string(::getpid());
+  if (::ftruncate(fd, 0) == 0 && ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {}  // the pid is for the message only
+  held.insert(key);
+}
+
 void RunDir::start_new() const {
+  lock();
   if (has_checkpoint())
     fail("{}: already holds a run; use --resume {} to continue it, or another --out", path_, path_);
   const char* run_files[] = {"run.json", "metrics.jsonl", "checkpoints", "reference", "final", "loss.svg", "expert_load.svg",
@@ -197,6 +228,7 @@ RunDir::ResumePoint RunDir::resume_point(const std::string& settings_key, const 
   ResumePoint rp;
   rp.run_json = path_join(path_, "run.json");
   if (!file_exists(rp.run_json)) fail("{}: not a run folder (missing run.json)", path_);
+  lock();
   remove_stale_temporaries();
   rp.run = json::parse(read_file(rp.run_json), nullptr, false);
   if (rp.run.is_discarded() || !rp.run.is_object() || !rp.run.contains(settings_key))

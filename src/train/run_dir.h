@@ -23,6 +23,10 @@ class RunDir {
   std::string latest_checkpoint() const;  // folder RUN/latest points to; error if none
   bool has_checkpoint() const;
 
+  // Locks the folder for this process (RUN/.lock, an flock held until the process exits): a second dseek
+  // process training into the same folder is an error naming it and the holder's pid. start_new and
+  // resume_point lock.
+  void lock() const;
   // Prepares the folder for a new run: an error if it holds a checkpoint; the files of a run that stopped before
   // its first checkpoint (metrics, charts, run.json, partial checkpoints) are deleted.
   void start_new() const;
