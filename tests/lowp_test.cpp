@@ -181,6 +181,7 @@ TEST(Lowp, AmaxScalingNeverSaturatesAndF16CountsOverflowAndUnderflow) {
   EXPECT_EQ(out[2], 500.0f);               // amax itself maps to 448 * s exactly
   // F16: 1e5 overflows to inf, 1e-8 underflows to 0
   std::vector<float> h = {1e5f, 1e-8f, 1.0f, 65504.0f, 65519.0f, 65520.0f};
+  out.resize(h.size());
   f16_round(h.data(), 1, 6, 6, out.data(), 6, &counts);
   EXPECT_EQ(counts.saturated.load(), 2);  // 1e5 and 65520 (the midpoint to 65536 rounds up, to inf)
   EXPECT_EQ(counts.underflow.load(), 1);
