@@ -159,13 +159,6 @@ void onednn_gemm(GemmType t, bool ta, bool tb, int64_t M, int64_t N, int64_t K, 
 
 bool native_bf16_products() { return dnnl_has_bf16_matmul(); }
 
-Precision resolve_precision(const std::string& setting, const std::string& what) {
-  if (setting == "auto") return native_bf16_products() ? Precision::BF16 : Precision::F32;
-  if (setting == "f32") return Precision::F32;
-  if (setting == "bf16") return Precision::BF16;
-  fail("{} must be f32, bf16 or auto, got '{}'", what, setting);
-}
-
 int64_t gemm_row_bucket(int64_t M) {
   if (M <= 16) return 16;
   if (M <= 128) return (M + 15) / 16 * 16;

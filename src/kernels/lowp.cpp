@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <bit>
 #include <cfloat>
 #include <cmath>
 #include <cstring>
@@ -15,24 +16,13 @@ namespace dseek {
 
 namespace {
 
-inline float from_bits(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-inline uint32_t to_bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-}
-
 // Branch-free (vectorisable) E4M3 rounding: normal values keep 3 mantissa bits (round to nearest even on the bit
 // pattern); below 2^-6 the grid is 2^-9, where adding and subtracting 2^14 (whose ulp is 2^-9) rounds to it.
 inline float round_e4m3(float y) {
   const float a = std::fabs(y);
-  uint32_t u = to_bits(a);
+  uint32_t u = std::bit_cast<uint32_t>(a);
   u = (u + 0x7ffffu + ((u >> 20) & 1u)) & 0xfff00000u;
-  const float normal = from_bits(u);
+  const float normal = std::bit_cast<float>(u);
   const float sub = (a + 16384.0f) - 16384.0f;
   float r = a < 0.015625f ? sub : normal;
   r = r > kE4M3Max ? kE4M3Max : r;  // 464 rounds to 480 on the grid; E4M3 stops at 448
@@ -72,7 +62,7 @@ float* row_buffer(int64_t n) {
 
 // The E4M3 code of a value on the E4M3 grid (|v| <= 448, or NaN), from its bits.
 inline uint8_t e4m3_code(float v) {
-  const uint32_t u = to_bits(v);
+  const uint32_t u = std::bit_cast<uint32_t>(v);
   const uint8_t sign = uint8_t((u >> 24) & 0x80u);
   const float a = std::fabs(v);
   if (!(a <= kE4M3Max)) return 0x7f;
@@ -83,7 +73,7 @@ inline uint8_t e4m3_code(float v) {
 
 // Quantises X [R, C] in br x bc groups: writes each group's scale to scale[(r / br) * nbc + c / bc] and calls
 // emit(r, c0, n, q, s) with the E4M3 values q[0..n) of row r, columns c0.. (one call per row of a group, or per
-// row band of column groups when bc == 1, with s the scales of those columns). Returns the counts' increments.
+// row band of column groups when bc == 1, with s the scales of those columns), and adds what was lost to counts.
 template <class Emit>
 void quantize_groups(const float* x, int64_t R, int64_t C, int64_t ldx, int64_t br, int64_t bc, bool pow2, float* scale,
                      LowpCounts* counts, Emit emit) {
@@ -151,8 +141,9 @@ void quantize_groups(const float* x, int64_t R, int64_t C, int64_t ldx, int64_t 
   if (counts) counts->add(R * C, under, sat);
 }
 
-// q * s into out (the dequantised values the products see).
-void round_groups(const float* x, int64_t R, int64_t C, int64_t ldx, float* out, int64_t ldo, int64_t br, int64_t bc,
+}  // namespace
+
+void fp8_round_blocks(const float* x, int64_t R, int64_t C, int64_t ldx, float* out, int64_t ldo, int64_t br, int64_t bc,
                   bool pow2, LowpCounts* counts) {
   std::vector<float> scale(static_cast<size_t>(((R + br - 1) / br) * ((C + bc - 1) / bc)));
   quantize_groups(x, R, C, ldx, br, bc, pow2, scale.data(), counts,
@@ -168,21 +159,19 @@ void round_groups(const float* x, int64_t R, int64_t C, int64_t ldx, float* out,
                   });
 }
 
-}  // namespace
-
 void fp8_round_rows(const float* x, int64_t R, int64_t C, int64_t ldx, float* out, int64_t ldo, int64_t tile, bool pow2,
                     LowpCounts* counts) {
-  round_groups(x, R, C, ldx, out, ldo, 1, tile, pow2, counts);
+  fp8_round_blocks(x, R, C, ldx, out, ldo, 1, tile, pow2, counts);
 }
 
 void fp8_round_cols(const float* x, int64_t R, int64_t C, int64_t ldx, float* out, int64_t ldo, int64_t tile, bool pow2,
                     LowpCounts* counts) {
-  round_groups(x, R, C, ldx, out, ldo, tile, 1, pow2, counts);
+  fp8_round_blocks(x, R, C, ldx, out, ldo, tile, 1, pow2, counts);
 }
 
 void fp8_round_tensor(const float* x, int64_t R, int64_t C, int64_t ldx, float* out, int64_t ldo, bool pow2,
                       LowpCounts* counts) {
-  round_groups(x, R, C, ldx, out, ldo, R, C, pow2, counts);
+  fp8_round_blocks(x, R, C, ldx, out, ldo, R, C, pow2, counts);
 }
 
 void fp8_quantize_blocks(const float* x, int64_t R, int64_t C, int64_t ldx, int64_t br, int64_t bc, bool pow2,
@@ -198,7 +187,7 @@ void fp8_quantize_bf16(const float* x, int64_t R, int64_t C, int64_t ldx, int64_
   quantize_groups(x, R, C, ldx, br, bc, pow2, scale, counts,
                   [&](int64_t r, int64_t c0, int64_t n, const float* v, const float*, bool) {
                     uint16_t* o = q + r * ldq + c0;
-                    for (int64_t i = 0; i < n; i++) o[i] = uint16_t(to_bits(v[i]) >> 16);  // E4M3 values are exact in BF16
+                    for (int64_t i = 0; i < n; i++) o[i] = uint16_t(std::bit_cast<uint32_t>(v[i]) >> 16);  // E4M3 values are exact in BF16
                   });
 }
 

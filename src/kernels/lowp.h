@@ -9,9 +9,8 @@
 // amax is taken over the finite values; a group of zeros has s = 1; s is at least FLT_MIN (a normal float).
 // E4M3 has no infinity: an inf or NaN input becomes NaN, so an overflow stays visible to the step's checks.
 //
-// The training products multiply the dequantised values q * s in F32: every product of two E4M3 values is exact
-// in F32 and the sums accumulate in F32, which is the "promotion to FP32" of the report with an interval of one
-// element (the CPU has no FP8 units to emulate a narrower accumulator unless asked: see fp8_dot_limited).
+// The training products (kernels/fp8_gemm.h) multiply the E4M3 values exactly and accumulate 128-element blocks in
+// F32 before scaling them (the report's promotion interval); fp8_dot_limited emulates a narrower accumulator.
 //
 // F16 (IEEE binary16): x rounded to nearest even; beyond 65504 it becomes inf, below 2^-25 it becomes 0.
 #pragma once
@@ -22,7 +21,6 @@
 namespace dseek {
 
 constexpr float kE4M3Max = 448.0f;
-constexpr float kF16Max = 65504.0f;
 
 // x rounded to the nearest E4M3 value (ties to even), saturating at +-448; NaN and +-inf give NaN.
 float e4m3_round(float x);
@@ -44,8 +42,10 @@ struct LowpCounts {
 // Quantise-dequantise (the values the FP8 products see), out may equal x. Rows of X [R, C] (leading dims ld):
 //   fp8_round_rows:  1 x tile groups along C (per token)   — Fprop/Dgrad activation and gradient operands
 //   fp8_round_cols:  tile x 1 groups along R (per channel) — Wgrad operands
-//   fp8_round_blocks: br x bc blocks                         — weights
+//   fp8_round_blocks: br x bc blocks                         — weights (and the three others)
 //   fp8_round_tensor: one group
+void fp8_round_blocks(const float* x, int64_t R, int64_t C, int64_t ldx, float* out, int64_t ldo, int64_t br, int64_t bc,
+                      bool pow2, LowpCounts* counts = nullptr);
 void fp8_round_rows(const float* x, int64_t R, int64_t C, int64_t ldx, float* out, int64_t ldo, int64_t tile, bool pow2,
                     LowpCounts* counts = nullptr);
 void fp8_round_cols(const float* x, int64_t R, int64_t C, int64_t ldx, float* out, int64_t ldo, int64_t tile, bool pow2,

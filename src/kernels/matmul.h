@@ -82,9 +82,6 @@ constexpr int64_t kGemvMaxRows = 8;
 // Whether BF16 products run natively here (oneDNN BF16 matmul: AVX512-BF16 or AMX). Without, BF16 products are
 // emulated by widening the operands to F32: same results, slower than F32.
 bool native_bf16_products();
-// A precision setting "f32", "bf16", or "auto" (bf16 where native_bf16_products(), else f32); other values fail
-// naming `what`.
-Precision resolve_precision(const std::string& setting, const std::string& what);
 
 // C[M,N] = alpha op(A)[M,K] op(B)[K,N] + beta C. op(A) = A^T when ta (A stored [K,M]); op(B) = B^T when tb.
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/lowp.h"
 #include "kernels/matmul.h"
 
 namespace dseek {
@@ -16,20 +17,8 @@ Linear quantize_fp8(const Tensor& weight, int64_t br, int64_t bc) {
   l.scale_inv = Tensor::empty(DType::F32, {nbr, nbc});
   l.block_rows = br;
   l.block_cols = bc;
-  const float* src = w.f32();
-  uint8_t* q = l.weight.as<uint8_t>();
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t bi = 0; bi < nbr; bi++)
-    for (int64_t bj = 0; bj < nbc; bj++) {
-      const int64_t r0 = bi * br, r1 = std::min(rows, r0 + br), c0 = bj * bc, c1 = std::min(cols, c0 + bc);
-      float amax = 0;
-      for (int64_t r = r0; r < r1; r++)
-        for (int64_t c = c0; c < c1; c++) amax = std::max(amax, std::fabs(src[r * cols + c]));
-      const float s = amax > 0 ? amax / 448.0f : 1.0f;
-      l.scale_inv.f32()[bi * nbc + bj] = s;
-      for (int64_t r = r0; r < r1; r++)
-        for (int64_t c = c0; c < c1; c++) q[r * cols + c] = f32_to_fp8e4m3(src[r * cols + c] / s);
-    }
+  // scale_inv = amax / 448 per block, q = e4m3(w / scale_inv): the same quantiser as FP8 training
+  fp8_quantize_blocks(w.f32(), rows, cols, cols, br, bc, false, l.weight.as<uint8_t>(), l.scale_inv.f32());
   return l;
 }
 

@@ -120,13 +120,7 @@ void MixedPrecision::refresh() {
     if (s_.fp8_pow2_scales) {
       // q 2^k is exact in BF16: keep the dequantised weight as BF16 so the products run as BF16 GEMMs
       std::vector<float> dq(static_cast<size_t>(w.numel()));
-      std::vector<uint8_t> q(dq.size());
-      std::vector<float> sc(static_cast<size_t>(((R + br - 1) / br) * ((C + bc - 1) / bc)));
-      fp8_quantize_blocks(w.f32(), R, C, C, br, bc, true, q.data(), sc.data());
-      const int64_t nbc = (C + bc - 1) / bc;
-      for (int64_t r = 0; r < R; r++)
-        for (int64_t cc = 0; cc < C; cc++)
-          dq[size_t(r * C + cc)] = fp8e4m3_to_f32(q[size_t(r * C + cc)]) * sc[size_t((r / br) * nbc + cc / bc)];
+      fp8_round_blocks(w.f32(), R, C, C, dq.data(), C, br, bc, true);
       fresh(DType::BF16);
       convert_from_f32(dq.data(), DType::BF16, l.weight.data, dq.size());
       l.scale_inv = Tensor{};

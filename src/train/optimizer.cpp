@@ -101,10 +101,9 @@ OptimizerStep AdamW::step(double lr) {
     for (int64_t i = 0; i < n; i++) {
       const float gi = g[i] * clip;
       p[i] *= decay;
-      const float mi = bf16_to_f32(f32_to_bf16(b1 * bf16_to_f32(m[i]) + (1.0f - b1) * gi));
-      const float vi = bf16_to_f32(f32_to_bf16(b2 * bf16_to_f32(v[i]) + (1.0f - b2) * gi * gi));
-      m[i] = f32_to_bf16(mi);
-      v[i] = f32_to_bf16(vi);
+      m[i] = f32_to_bf16(b1 * bf16_to_f32(m[i]) + (1.0f - b1) * gi);
+      v[i] = f32_to_bf16(b2 * bf16_to_f32(v[i]) + (1.0f - b2) * gi * gi);
+      const float mi = bf16_to_f32(m[i]), vi = bf16_to_f32(v[i]);
       p[i] -= step_size * mi / (std::sqrt(vi) * inv_sqrt_bc2 + eps);
     }
   }

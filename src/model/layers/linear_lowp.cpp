@@ -40,9 +40,10 @@ struct RowTiles {
 struct ColTiles {
   Buffer<uint16_t> q;
   Buffer<float> s;
-  ColTiles(const float* x, int64_t R, int64_t C, int64_t ld, int64_t tile) : q(R * C), s(blocks(R, tile) * C) {
+  ColTiles(const float* x, int64_t R, int64_t C, int64_t ld, int64_t tile, LowpCounts* counts = nullptr)
+      : q(R * C), s(blocks(R, tile) * C) {
     Buffer<float> rows(R * C);
-    fp8_round_rows(x, R, C, ld, rows.data(), C, tile, false);
+    fp8_round_rows(x, R, C, ld, rows.data(), C, tile, false, counts);
     fp8_quantize_bf16(rows.data(), R, C, C, tile, 1, false, q.data(), C, s.data());
   }
   Fp8Operand op(int64_t C) const { return {q.data(), C, true, s.data(), 1, 1, C}; }
@@ -128,13 +129,12 @@ void lowp_linear_backward(int64_t R, const float* dy, int64_t lddy, const float*
   }
   if (uses_fp8_gemm(w)) {
     if (dx) {
-      const RowTiles dyq(dy, R, out, lddy, rc.tile, &rc.gradients);
+      const RowTiles dyq(dy, R, out, lddy, rc.tile, nullptr);
       const WeightBlocks wq(w);
       fp8_gemm(R, in, out, rc.tile, dyq.op(out, rc.tile), wq.op_t(w), dx, lddx, accumulate_dx);
-    } else {
-      RowTiles(dy, R, out, lddy, rc.tile, &rc.gradients);  // counted either way
     }
-    const ColTiles dyc(dy, R, out, lddy, rc.tile), xc(x, R, in, ldx, rc.tile);
+    // dY's 1 x tile quantisation is counted here, where it runs whether or not dX is wanted
+    const ColTiles dyc(dy, R, out, lddy, rc.tile, &rc.gradients), xc(x, R, in, ldx, rc.tile);
     fp8_gemm(out, in, R, rc.tile, dyc.op(out), xc.op(in), grad.weight.f32(), in, true);
     return;
   }
