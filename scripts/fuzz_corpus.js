@@ -91,4 +91,12 @@ const prompts = [{ prompt: 'What is 2 + 3?', answer: '5' }, { prompt: 'Reach 24 
 prompts.forEach((p, i) => seed('fuzz_grpo_prompts', `p${i}`, JSON.stringify(p) + '\n'));
 seed('fuzz_grpo_prompts', 'all', prompts.map(p => JSON.stringify(p)).join('\n') + '\n\n');
 
+
+// OpenAI request bodies: a chat and a text completion using most fields
+[{ model: 'm', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: [{ type: 'text', text: 'Hi' }] }],
+   max_tokens: 16, temperature: 0.7, top_p: 0.9, top_k: 40, n: 2, stop: ['\n'], seed: 1, logprobs: true, top_logprobs: 2,
+   stream: true, stream_options: { include_usage: true }, response_format: { type: 'json_object' } },
+ { prompt: 'Once', max_completion_tokens: 8, logprobs: 1, frequency_penalty: 0.5, presence_penalty: -0.5, ignore_eos: true },
+ { prompt: [1, 2, 3], stop: 'x' }].forEach((b, i) => seed('fuzz_openai_request', `body${i}`, JSON.stringify(b)));
+
 console.log(Object.entries(count).map(([k, v]) => `${k}: ${v} seeds`).join(', '));

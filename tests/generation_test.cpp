@@ -68,7 +68,7 @@ TEST(Sampler, RepetitionPenaltyAndTemperature) {
 // Non-finite logits (a diverged model) and out-of-range parameters are errors, never a crash or a token:
 // before, temperature NaN or an all-NaN head read order_[-1] (exit 139) and greedy returned token 0.
 TEST(Sampler, NonFiniteLogitsAndBadParametersAreErrors) {
-  for (float bad : {NAN, INFINITY, -INFINITY}) {
+  for (float bad : {NAN, INFINITY}) {
     for (float t : {0.0f, 0.8f}) {
       SamplingParams p;
       p.temperature = t;
@@ -82,6 +82,21 @@ TEST(Sampler, NonFiniteLogitsAndBadParametersAreErrors) {
         EXPECT_NE(std::string(e.what()).find("non-finite logit"), std::string::npos) << e.what();
       }
     }
+  }
+  // -infinity is a token masked out (constrained decoding): never drawn, whatever the parameters
+  for (float t : {0.0f, 0.8f, 5.0f}) {
+    SamplingParams p;
+    p.temperature = t;
+    p.top_k = t == 5.0f ? 3 : 0;
+    Sampler s(p);
+    for (int i = 0; i < 200; i++) {
+      std::vector<float> logits = {0.5f, 1.0f, -INFINITY, -2.0f};
+      EXPECT_NE(s.sample(logits.data(), 4, {}), 2);
+      std::vector<float> one = {-INFINITY, -INFINITY, 3.0f, -INFINITY};
+      EXPECT_EQ(s.sample(one.data(), 4, {}), 2);
+    }
+    std::vector<float> none(4, -INFINITY);
+    EXPECT_THROW(s.sample(none.data(), 4, {}), Error);
   }
   auto rejects = [](auto edit, const char* name) {
     SamplingParams p;

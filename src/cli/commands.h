@@ -23,6 +23,7 @@ void add_eval(CLI::App& app);  // built-in task evaluation (src/posttrain)
 void add_task(CLI::App& app);     // task export
 void add_distill(CLI::App& app);
 void add_quantize(CLI::App& app);  // FP8 <-> BF16 checkpoints
+void add_serve(CLI::App& app);     // OpenAI-compatible server (src/serve)
 
 // Shared flag: --threads N (0 = all cores), applied before the command runs.
 void add_threads_flag(CLI::App& sub, int& threads);

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   dseek::cli::add_init(app);
   dseek::cli::add_logits(app);
   dseek::cli::add_generate(app);
+  dseek::cli::add_serve(app);
   dseek::cli::add_tokenize(app);
   dseek::cli::add_chat_template(app);
   dseek::cli::add_tokenizer(app);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <unordered_set>
 
@@ -33,10 +34,13 @@ Sampler::Sampler(SamplingParams p) : p_(p), rng_(p.seed) {
 }
 
 int32_t Sampler::sample(float* logits, int64_t V, const std::vector<int32_t>& context) {
+  // -infinity is a token masked out (constrained decoding); NaN and +infinity come from a broken model
   for (int64_t i = 0; i < V; i++)
-    if (!std::isfinite(logits[i]))
+    if (std::isnan(logits[i]) || logits[i] == std::numeric_limits<float>::infinity())
       fail("sampling: the model produced a non-finite logit ({} for token {}): its weights hold NaN or infinity "
            "(a diverged or corrupted checkpoint)", logits[i], i);
+  if (*std::max_element(logits, logits + V) == -std::numeric_limits<float>::infinity())
+    fail("sampling: every token is masked out (all logits are -infinity)");
   if (p_.repetition_penalty != 1.0f) {
     std::unordered_set<int32_t> seen(context.begin(), context.end());
     for (int32_t t : seen) {

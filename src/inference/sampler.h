@@ -28,8 +28,8 @@ class Sampler {
   // Out-of-range parameters (NaN or negative temperature, top_p outside (0, 1], negative or NaN min_p, negative
   // top_k, non-positive repetition penalty) are an error naming the parameter.
   explicit Sampler(SamplingParams p);
-  // logits [vocab] are modified in place; `context` holds the ids seen so far (prompt and generated). Logits that
-  // hold NaN or infinity (a diverged or corrupted model) are an error, never a token.
+  // logits [vocab] are modified in place; `context` holds the ids seen so far (prompt and generated). Logits of
+  // -infinity are tokens masked out; NaN or +infinity (a diverged or corrupted model) are an error, never a token.
   int32_t sample(float* logits, int64_t vocab, const std::vector<int32_t>& context);
   const SamplingParams& params() const { return p_; }
   Rng& rng() { return rng_; }

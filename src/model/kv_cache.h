@@ -27,6 +27,9 @@ class KVCache {
   // Dimensions [d0, d0 + n) of a token.
   void write(int64_t layer, int64_t token, const float* v, int64_t d0, int64_t n);
   void reserve(int64_t n);
+  // Tokens [t0, t0 + n) of every layer out of / into `buf` laid out [layer][dim][n] (the prefix cache's blocks).
+  void copy_out(int64_t t0, int64_t n, float* buf) const;
+  void copy_in(int64_t t0, int64_t n, const float* buf);
   void set_length(int64_t n) { length_ = n; }  // after appending (or to roll back)
   size_t bytes_per_token() const { return size_t(layers_ * dim_) * sizeof(float); }
 
