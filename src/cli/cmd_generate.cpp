@@ -10,6 +10,7 @@
 #include "core/fileio.h"
 #include "inference/generation_config.h"
 #include "inference/generator.h"
+#include "inference/speculative.h"
 #include "model/model.h"
 #include "tokenizer/text_stream.h"
 #include "tokenizer/tokenizer.h"
@@ -83,6 +84,7 @@ void add_generate(CLI::App& app) {
     SamplingParams sp;
     bool ignore_eos = false, print_ids = false;
     int threads = 0;
+    std::string speculative;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* sub = app.add_subcommand("generate", "Generate from a prompt (text or ids) or chat, streaming as it goes");
@@ -107,6 +109,9 @@ void add_generate(CLI::App& app) {
       sub->add_option("--repetition-penalty", o->sp.repetition_penalty, "Penalty for tokens already in the context (1 = off)")};
   sub->add_option("--seed", o->sp.seed, "Sampling seed")->default_val(0);
   sub->add_flag("--ignore-eos", o->ignore_eos, "Do not stop at the end-of-sequence token");
+  sub->add_option("--speculative", o->speculative,
+                  "'mtp': the model's MTP module drafts the token after next and the main model verifies it (same "
+                  "output distribution; greedy output unchanged)")->check(CLI::IsMember({"mtp"}));
   sub->add_flag("--print-ids", o->print_ids, "Print the generated token ids (comma-separated) instead of text");
   sub->footer(
       "Sampling defaults come from the model folder's generation_config.json as transformers reads it (greedy unless\n"
@@ -138,13 +143,27 @@ void add_generate(CLI::App& app) {
       tok = load_tokenizer(o->model, o->chat ? "--chat" : by_text ? "--prompt" : "--stop", {.chat_template = o->chat_template});
     else if (!o->print_ids && Tokenizer::find_file(o->model))
       tok = load_tokenizer(o->model, "--prompt-ids", {});
-    Model m = Model::load(o->model);
+    Model m = Model::load(o->model, {.mtp = !o->speculative.empty()});
+    if (!o->speculative.empty() && m.w.mtp.empty())
+      fail("--speculative mtp: {} has no MTP module (num_nextn_predict_layers is 0)", o->model);
     if (std::any_of(std::begin(sampling_flags), std::end(sampling_flags), [](CLI::Option* f) { return f->count() == 0; }))
       std::fprintf(stderr, "sampling: temperature %g, top-k %lld, top-p %g, min-p %g, repetition penalty %g (flags not given: %s)\n",
                    o->sp.temperature, (long long)o->sp.top_k, o->sp.top_p, o->sp.min_p, o->sp.repetition_penalty,
                    defaults.source.c_str());
     Forward fwd(m);
-    Generator gen(fwd);
+    Generator plain_gen(fwd);
+    SpeculativeGenerator spec_gen(fwd);
+    SpeculativeStats spec;
+    struct {
+      Generator& plain;
+      SpeculativeGenerator& specul;
+      SpeculativeStats& stats;
+      bool on;
+      GenerationStats generate(const std::vector<int32_t>& prompt, Sampler& s, const StopConditions& stop,
+                               const std::function<bool(int32_t)>& f) {
+        return on ? specul.generate(prompt, s, stop, f, &stats) : plain.generate(prompt, s, stop, f);
+      }
+    } gen{plain_gen, spec_gen, spec, !o->speculative.empty()};
     Sampler sampler(o->sp);
     StopConditions stop;
     stop.max_tokens = o->max_tokens;
@@ -154,12 +173,16 @@ void add_generate(CLI::App& app) {
           std::find(stop.stop_ids.begin(), stop.stop_ids.end(), tok->eos_id()) == stop.stop_ids.end())
         stop.stop_ids.push_back(tok->eos_id());
     }
-    auto report = [&m](const GenerationStats& st) {
+    auto report = [&m, &o, &spec](const GenerationStats& st) {
       const std::string why =
           st.context_full ? fmt::format(" (the context of {} tokens is full)", m.config.max_position_embeddings) : "";
       std::fprintf(stderr, "prompt: %lld tokens, %.1f tokens/s | generation: %lld tokens, %.1f tokens/s | stop: %s%s\n",
                    (long long)st.prompt_tokens, st.prefill_tps(), (long long)st.generated_tokens, st.decode_tps(),
                    st.stop_reason.c_str(), why.c_str());
+      if (!o->speculative.empty())
+        std::fprintf(stderr, "speculative (mtp): %lld of %lld drafts accepted (%.1f%%), %.2f tokens per main-model pass\n",
+                     (long long)spec.accepted, (long long)spec.drafted, 100 * spec.acceptance(),
+                     spec.main_passes ? double(st.generated_tokens - 1) / double(spec.main_passes) : 0.0);
     };
 
     // Streams the reply to `prompt` as text; returns the raw generated text (special tokens dropped).

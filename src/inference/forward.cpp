@@ -7,10 +7,19 @@
 #include "core/profile.h"
 #include "model/layers/embedding.h"
 #include "model/layers/head.h"
+#include "model/layers/linear.h"
 
 namespace dseek {
 
 Forward::Forward(Model& m, ForwardOptions opt) : model_(m), opt_(opt) { keep_freed_memory(); }
+
+LayerOptions Forward::layer_options() const {
+  LayerOptions lo;
+  lo.precision = opt_.attn_precision;
+  lo.attn = opt_.attn;
+  lo.save = false;
+  return lo;
+}
 
 void Forward::run(const std::vector<SeqChunk>& chunks, bool all_rows, float* logits, ForwardTrace* trace) {
   const ModelConfig& c = model_.config;
@@ -43,15 +52,8 @@ void Forward::run(const std::vector<SeqChunk>& chunks, bool all_rows, float* log
     trace->routing.assign(size_t(c.num_hidden_layers), Routing{});
   }
 
-  RowBatch rb;
-  rb.rows = R;
-  rb.positions = positions_.data();
-  rb.chunks = &chunks;
-  rb.row0 = &row0;
-  LayerOptions lo;
-  lo.precision = opt_.attn_precision;
-  lo.attn = opt_.attn;
-  lo.save = false;
+  const RowBatch rb = RowBatch::of(chunks, row0, positions_.data());
+  const LayerOptions lo = layer_options();
   for (int64_t l = 0; l < c.num_hidden_layers; l++) {
     const LayerWeights& L = w.layers[size_t(l)];
     layer_forward(c, l, L, model_.rope, rb, lo, x, scratch_);
@@ -71,6 +73,23 @@ void Forward::run(const std::vector<SeqChunk>& chunks, bool all_rows, float* log
     for (size_t i = 0; i < chunks.size(); i++) last[i] = row0[i + 1] - 1;
     head_logits(c, w, x, R, &last, logits);
   }
+}
+
+void Forward::run_mtp(KVCache& cache, const int32_t* tokens, const float* prev, int64_t n, float* logits) {
+  const ModelConfig& c = model_.config;
+  if (model_.w.mtp.empty()) fail("speculative decoding needs the model's MTP module (num_nextn_predict_layers >= 1)");
+  const int64_t D = c.hidden_size;
+  std::vector<SeqChunk> chunks{{&cache, tokens, n}};
+  std::vector<int64_t> row0{0, n};
+  model_.rope.prepare(cache.length() + n);
+  cache.reserve(cache.length() + n);
+  std::vector<int32_t> positions(static_cast<size_t>(n));
+  for (int64_t t = 0; t < n; t++) positions[size_t(t)] = int32_t(cache.length() + t);
+  mtp_out_.resize(size_t(n * D));
+  mtp_forward(c, model_.w.mtp[0], model_.w.embed, model_.rope, RowBatch::of(chunks, row0, positions.data()),
+              layer_options(), prev, tokens, mtp_out_.data(), mtp_scratch_);
+  cache.set_length(cache.length() + n);
+  linear_forward(1, mtp_out_.data() + (n - 1) * D, D, model_.w.lm_head, logits, c.vocab_size);  // out is normed
 }
 
 std::vector<float> sequence_logits(Forward& fwd, const int32_t* tokens, int64_t B, int64_t T, bool decode,

@@ -8,6 +8,7 @@
 #include "model/kv_cache.h"
 #include "model/layers/batch.h"
 #include "model/layers/decoder_layer.h"
+#include "model/layers/mtp.h"
 #include "model/model.h"
 #include "model/router.h"
 
@@ -32,15 +33,29 @@ class Forward {
   KVCache new_cache(int64_t capacity = 256) const {
     return KVCache(model_.config, model_.config.num_hidden_layers, capacity);
   }
+  // The last run()'s final hidden states (the last layer's output, before the final norm): [rows, hidden].
+  const float* hidden() const { return x_.data(); }
+
+  // MTP module 0 (the model must be loaded with its MTP modules) over n rows appended to `cache`
+  // (new_mtp_cache()): row r embeds tokens[r] beside prev[r], the main model's hidden state at the same position
+  // (so it predicts the token after tokens[r]). logits [vocab]: the prediction of the last row.
+  void run_mtp(KVCache& cache, const int32_t* tokens, const float* prev, int64_t n, float* logits);
+  KVCache new_mtp_cache(int64_t capacity = 256) const {
+    return KVCache(model_.config, 1, capacity, model_.config.num_hidden_layers);
+  }
   const Model& model() const { return model_; }
   ForwardOptions& options() { return opt_; }
 
  private:
+  LayerOptions layer_options() const;  // inference: nothing kept for a backward pass
+
   Model& model_;
   ForwardOptions opt_;
   std::vector<int32_t> positions_;
   std::vector<float> x_;
   LayerCache scratch_;  // reused by every layer
+  MTPCache mtp_scratch_;
+  std::vector<float> mtp_out_;
 };
 
 // Logits [B, T, vocab] of B sequences of T tokens (tokens [B, T]), each from position 0 in a fresh cache: one

@@ -33,7 +33,7 @@ Sampler::Sampler(SamplingParams p) : p_(p), rng_(p.seed) {
   check_sampling_params(p, [](std::string_view param) { return "sampling: " + std::string(param); });
 }
 
-int32_t Sampler::sample(float* logits, int64_t V, const std::vector<int32_t>& context) {
+void Sampler::prepare(float* logits, int64_t V, const std::vector<int32_t>& context) {
   // -infinity is a token masked out (constrained decoding); NaN and +infinity come from a broken model
   for (int64_t i = 0; i < V; i++)
     if (std::isnan(logits[i]) || logits[i] == std::numeric_limits<float>::infinity())
@@ -48,6 +48,10 @@ int32_t Sampler::sample(float* logits, int64_t V, const std::vector<int32_t>& co
       logits[t] = logits[t] > 0 ? logits[t] / p_.repetition_penalty : logits[t] * p_.repetition_penalty;
     }
   }
+}
+
+int32_t Sampler::sample(float* logits, int64_t V, const std::vector<int32_t>& context) {
+  prepare(logits, V, context);
   if (p_.temperature <= 0.0f) return int32_t(std::max_element(logits, logits + V) - logits);
 
   // p_i = e^((l_i - max) / T), unnormalised, in vocabulary order (p_max = 1)
@@ -113,6 +117,47 @@ int32_t Sampler::sample(float* logits, int64_t V, const std::vector<int32_t>& co
     const int64_t n = keep_head(int64_t(order_.size()), z, tau <= min_p_cut);
     if (n >= 0) return draw(n);
   }
+}
+
+void Sampler::probabilities(float* logits, int64_t V, const std::vector<int32_t>& context, std::vector<float>& p) {
+  prepare(logits, V, context);
+  p.assign(static_cast<size_t>(V), 0.0f);
+  if (p_.temperature <= 0.0f) {
+    p[size_t(std::max_element(logits, logits + V) - logits)] = 1.0f;
+    return;
+  }
+  // the same weights, order and cuts as sample(), over the whole vocabulary sorted by logit
+  const float mx = *std::max_element(logits, logits + V);
+  const float inv_t = 1.0f / p_.temperature;
+  std::vector<float> w(static_cast<size_t>(V));
+  for (int64_t i = 0; i < V; i++) w[size_t(i)] = std::exp((logits[i] - mx) * inv_t);
+  const float min_p_cut = std::clamp(p_.min_p, 0.0f, 1.0f);
+  const bool top_k = p_.top_k > 0 && p_.top_k < V, top_p = p_.top_p < 1.0f;
+  std::vector<int32_t> keep;
+  if (!top_k && !top_p) {
+    for (int64_t i = 0; i < V; i++)
+      if (w[size_t(i)] >= min_p_cut) keep.push_back(int32_t(i));
+  } else {
+    std::vector<int32_t> order(static_cast<size_t>(V));
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
+    int64_t n = top_k ? p_.top_k : V;
+    double z = 0;
+    for (int64_t i = 0; i < n; i++) z += w[size_t(order[size_t(i)])];
+    while (n > 1 && w[size_t(order[size_t(n - 1)])] < min_p_cut) n--;
+    if (top_p) {
+      double cum = 0;
+      for (int64_t k = 1; k <= n; k++)
+        if ((cum += w[size_t(order[size_t(k - 1)])] / z) >= p_.top_p) {
+          n = k;
+          break;
+        }
+    }
+    keep.assign(order.begin(), order.begin() + n);
+  }
+  double total = 0;
+  for (int32_t i : keep) total += w[size_t(i)];
+  for (int32_t i : keep) p[size_t(i)] = float(w[size_t(i)] / total);
 }
 
 }  // namespace dseek

@@ -31,12 +31,17 @@ class Sampler {
   // logits [vocab] are modified in place; `context` holds the ids seen so far (prompt and generated). Logits of
   // -infinity are tokens masked out; NaN or +infinity (a diverged or corrupted model) are an error, never a token.
   int32_t sample(float* logits, int64_t vocab, const std::vector<int32_t>& context);
+  // The distribution sample() draws from, [vocab] summing to 1 (after the repetition penalty, temperature, top-k,
+  // top-p and min-p; one-hot on the argmax at temperature 0); logits are modified as sample() modifies them.
+  // Speculative decoding needs it for the draft and the target.
+  void probabilities(float* logits, int64_t vocab, const std::vector<int32_t>& context, std::vector<float>& p);
   const SamplingParams& params() const { return p_; }
   Rng& rng() { return rng_; }
 
  private:
   SamplingParams p_;
   Rng rng_;
+  void prepare(float* logits, int64_t vocab, const std::vector<int32_t>& context);  // checks, repetition penalty
   std::vector<int32_t> order_;
   std::vector<float> probs_;
 };

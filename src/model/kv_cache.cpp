@@ -8,7 +8,7 @@
 namespace dseek {
 
 void KVCache::write(int64_t layer, int64_t token, const float* v, int64_t d0, int64_t n) {
-  float* c = data_.data() + (layer * dim_ + d0) * capacity_ + token;
+  float* c = data_.data() + ((layer - first_layer_) * dim_ + d0) * capacity_ + token;
   for (int64_t d = 0; d < n; d++) c[d * capacity_] = v[d];
 }
 

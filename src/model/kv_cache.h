@@ -14,15 +14,16 @@ namespace dseek {
 class KVCache {
  public:
   KVCache() = default;
-  KVCache(const ModelConfig& c, int64_t layers, int64_t capacity = 256)
-      : layers_(layers), dim_(c.kv_cache_dim()) {
+  // Layers [first_layer, first_layer + layers) of the model (an MTP module's cache: first_layer num_hidden_layers).
+  KVCache(const ModelConfig& c, int64_t layers, int64_t capacity = 256, int64_t first_layer = 0)
+      : layers_(layers), first_layer_(first_layer), dim_(c.kv_cache_dim()) {
     reserve(capacity);
   }
   int64_t length() const { return length_; }
   int64_t dim() const { return dim_; }  // ModelConfig::kv_cache_dim()
   int64_t capacity() const { return capacity_; }  // the leading dimension of cols()
   // [dim][capacity] of one layer: element (d, token) at cols(layer)[d * capacity() + token]
-  const float* cols(int64_t layer) const { return data_.data() + layer * dim_ * capacity_; }
+  const float* cols(int64_t layer) const { return data_.data() + (layer - first_layer_) * dim_ * capacity_; }
   float at(int64_t layer, int64_t token, int64_t d) const { return cols(layer)[d * capacity_ + token]; }
   // Dimensions [d0, d0 + n) of a token.
   void write(int64_t layer, int64_t token, const float* v, int64_t d0, int64_t n);
@@ -34,7 +35,7 @@ class KVCache {
   size_t bytes_per_token() const { return size_t(layers_ * dim_) * sizeof(float); }
 
  private:
-  int64_t layers_ = 0, dim_ = 0, capacity_ = 0, length_ = 0;
+  int64_t layers_ = 0, first_layer_ = 0, dim_ = 0, capacity_ = 0, length_ = 0;
   std::vector<float> data_;
 };
 

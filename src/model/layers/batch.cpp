@@ -21,4 +21,13 @@ RowBatch RowBatch::of(const TrainShape& s) {
   return b;
 }
 
+RowBatch RowBatch::of(const std::vector<SeqChunk>& chunks, const std::vector<int64_t>& row0, const int32_t* positions) {
+  RowBatch rb;
+  rb.rows = row0.back();
+  rb.positions = positions;
+  rb.chunks = &chunks;
+  rb.row0 = &row0;
+  return rb;
+}
+
 }  // namespace dseek

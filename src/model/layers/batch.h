@@ -40,6 +40,8 @@ struct RowBatch {
   bool has_cache() const { return chunks != nullptr; }
 
   static RowBatch of(const TrainShape& s);
+  // Inference rows: chunk i holds rows [row0[i], row0[i + 1]); positions [rows].
+  static RowBatch of(const std::vector<SeqChunk>& chunks, const std::vector<int64_t>& row0, const int32_t* positions);
 };
 
 // How the layers run.
