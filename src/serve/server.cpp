@@ -182,8 +182,8 @@ void completions(State& st, const httplib::Request& req, httplib::Response& res,
     res.set_header("X-Accel-Buffering", "no");
   }
   // The body is written as it comes. A client that went away makes a write fail: its request is cancelled at once.
-  // While nothing is ready a heartbeat is written every 2 s (an SSE comment; a space before a JSON body), which
-  // is also what notices a client that left during a long prefill.
+  // While nothing is ready a heartbeat is written (every 2 s an SSE comment; every 250 ms a space before a JSON
+  // body), which is what notices a client that left while its whole response is being generated or prefilled.
   auto last = std::make_shared<Clock::time_point>(Clock::now());
   const bool stream = r.stream;
   res.set_chunked_content_provider(
@@ -194,7 +194,7 @@ void completions(State& st, const httplib::Request& req, httplib::Response& res,
         if (!s.empty()) {
           if (!sink.write(s.data(), s.size())) return false;
           *last = Clock::now();
-        } else if (!finished && Clock::now() - *last > std::chrono::seconds(2)) {
+        } else if (!finished && Clock::now() - *last > (stream ? std::chrono::milliseconds(2000) : std::chrono::milliseconds(250))) {
           const std::string beat = stream ? ": keep-alive\n\n" : " ";
           if (!sink.write(beat.data(), beat.size())) return false;
           *last = Clock::now();
@@ -345,6 +345,7 @@ int run_server(const ServerOptions& opt) {
   const int threads = opt.http_threads > 0 ? opt.http_threads : int(opt.parallel + opt.max_queue + 8);
   svr.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
   svr.set_payload_max_length(size_t(opt.max_body_bytes));
+  svr.set_tcp_nodelay(true);  // each SSE chunk leaves at once (Nagle + delayed ACK held chunks ~40 ms)
   svr.set_keep_alive_timeout(5);  // also how long an idle keep-alive connection delays the exit
   routes(svr, *st);
   int port = opt.port;

@@ -237,20 +237,34 @@ test('errors: 401, 400 naming the field, context overflow, 404 model, malformed 
 });
 
 test('429 when the queue is full; a client that disconnects frees its slot at once', async () => {
-  // 4 running + 2 waiting fit; more are refused
-  const long = () => client.completions.create({ model: 'tiny', prompt: 'Say', max_tokens: 3000, ignore_eos: true });
-  const results = await Promise.allSettled(Array.from({ length: 10 }, long));
-  const refused = results.filter((r) => r.status === 'rejected');
-  assert.ok(refused.length >= 1, 'some requests get 429');
-  for (const r of refused) assert.ok(r.reason instanceof OpenAI.RateLimitError, String(r.reason));
-  for (const r of results.filter((x) => x.status === 'fulfilled')) assert.equal(r.value.usage.completion_tokens, 3000);
+  // 4 running (--parallel 4) and 2 waiting (--max-queue 2) fit; the next one is refused. Stepwise, so that the
+  // slots are known to be full whatever the machine's speed.
+  const until = async (cond) => {
+    for (let i = 0; i < 500; i++) {
+      if (cond(await metrics())) return;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    throw new Error('timed out waiting for the server');
+  };
+  const ac = new AbortController();
+  const long = () => client.completions.create({ model: 'tiny', prompt: 'Say', max_tokens: 4000, ignore_eos: true,
+                                                  stream: true }, { signal: ac.signal }).catch((e) => e);
+  const running = Array.from({ length: 4 }, long);
+  await until((m) => m.dseek_sequences_running === 4);
+  const waiting = Array.from({ length: 2 }, long);
+  await until((m) => m.dseek_requests_waiting === 2);
+  await assert.rejects(long().then((e) => { throw e; }), (e) => e instanceof OpenAI.RateLimitError && e.status === 429);
+  ac.abort();
+  await Promise.all([...running, ...waiting]);
+  // every accepted request has ended (cancelled once its client's socket is found closed)
+  await until((m) => m.dseek_requests_finished_total === m.dseek_requests_submitted_total);
 
   const before = await metrics();
-  const ac = new AbortController();
+  const ac2 = new AbortController();
   const stream = await client.completions.create({ model: 'tiny', prompt: 'Say', max_tokens: 4000, ignore_eos: true,
-                                                  stream: true }, { signal: ac.signal });
+                                                  stream: true }, { signal: ac2.signal });
   try {
-    for await (const ch of stream) { ac.abort(); }
+    for await (const ch of stream) { ac2.abort(); }
   } catch (e) { /* aborted */ }
   let m;
   for (let i = 0; i < 50; i++) {
@@ -262,6 +276,24 @@ test('429 when the queue is full; a client that disconnects frees its slot at on
   assert.equal(m.dseek_requests_cancelled_total, before.dseek_requests_cancelled_total + 1);
   assert.ok(m.dseek_generation_tokens_total - before.dseek_generation_tokens_total < 2000,
             `${m.dseek_generation_tokens_total - before.dseek_generation_tokens_total} tokens after the abort`);
+});
+
+test('a client that leaves a non-streamed request frees its slot too (heartbeat writes notice it)', async () => {
+  const before = await metrics();
+  const ac = new AbortController();
+  const r = client.completions.create({ model: 'tiny', prompt: 'Say', max_tokens: 4000, ignore_eos: true },
+                                      { signal: ac.signal }).catch((e) => e);
+  await new Promise((res) => setTimeout(res, 100));
+  ac.abort();
+  await r;
+  let m;
+  for (let i = 0; i < 300; i++) {
+    m = await metrics();
+    if (m.dseek_requests_cancelled_total > before.dseek_requests_cancelled_total && m.dseek_sequences_running === 0) break;
+    await new Promise((res) => setTimeout(res, 10));
+  }
+  assert.equal(m.dseek_requests_cancelled_total, before.dseek_requests_cancelled_total + 1);
+  assert.equal(m.dseek_sequences_running, 0);
 });
 
 test('prefix cache: a repeated long prompt is served from cached blocks with the same output', async () => {
