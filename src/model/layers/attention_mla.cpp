@@ -164,7 +164,7 @@ void attend_absorbed(const ModelConfig& cfg, int64_t l, const MLAWeights& a, con
   auto value_up = [&](int64_t h) {
     rows_product(n, olat + h * Lr, H * Lr, kv_b.row_slice(h * (dn + dv) + dn, dv), out + h * dv, H * dv);
   };
-  const int nt = int(std::min<int64_t>(num_threads(), H));
+  const int nt = omp_in_parallel() ? 1 : int(std::min<int64_t>(num_threads(), H));  // 1: sequences run in parallel
   if (H % nt == 0) {
     // Each thread owns H / nt heads through every phase: one parallel region, no barriers.
 #pragma omp parallel num_threads(nt)
@@ -235,26 +235,42 @@ void cached_attention(const ModelConfig& cfg, int64_t l, const MLAWeights& a, co
     }
   }
   float* att = grow(mc.O, size_t(R * d.H * d.dv));
-  for (size_t i = 0; i < chunks.size(); i++) {
-    const SeqChunk& ch = chunks[i];
-    if (ch.n == 0) continue;
+  // the cheaper formulation for a chunk (multiply-adds of each)
+  auto formulation = [&](const SeqChunk& ch) {
+    if (o.attn != AttnImpl::Auto) return o.attn;
     const int64_t start = ch.cache->length(), Tk = start + ch.n;
-    AttnImpl impl = o.attn;
-    if (impl == AttnImpl::Auto) {
-      // multiply-adds of each formulation for this chunk
-      const double pairs = double(ch.n) * (double(start) + double(ch.n + 1) / 2);
-      const double expanded = double(Tk) * d.Lr * d.H * (d.dn + d.dv) + pairs * d.H * (d.dqk + d.dv);
-      const double absorbed = double(ch.n) * d.H * d.Lr * (d.dn + d.dv) + pairs * d.H * (d.kvd + d.Lr);
-      impl = expanded < absorbed ? AttnImpl::Expanded : AttnImpl::Absorbed;
+    const double pairs = double(ch.n) * (double(start) + double(ch.n + 1) / 2);
+    const double expanded = double(Tk) * d.Lr * d.H * (d.dn + d.dv) + pairs * d.H * (d.dqk + d.dv);
+    const double absorbed = double(ch.n) * d.H * d.Lr * (d.dn + d.dv) + pairs * d.H * (d.kvd + d.Lr);
+    return expanded < absorbed ? AttnImpl::Expanded : AttnImpl::Absorbed;
+  };
+  // A decode batch (one row per sequence, absorbed): each sequence on one thread, sequences in parallel; a parallel
+  // region per sequence splitting its heads costs more than a short sequence's work. Bitwise the same result.
+  const bool decode_batch = chunks.size() >= 2 && std::all_of(chunks.begin(), chunks.end(), [&](const SeqChunk& ch) {
+                              return ch.n == 1 && formulation(ch) == AttnImpl::Absorbed;
+                            });
+  if (decode_batch) {
+    DSEEK_PROFILE("attn.absorbed_batch");
+#pragma omp parallel for schedule(dynamic, 1)
+    for (size_t i = 0; i < chunks.size(); i++) {
+      static thread_local MLACache scratch;  // qabs, scores, olat of this thread's sequence
+      attend_absorbed(cfg, l, a, chunks[i], chunks[i].cache->length(), mc.q.data() + row0[i] * d.H * d.dqk,
+                      att + row0[i] * d.H * d.dv, scratch);
     }
-    const float* qc = mc.q.data() + row0[i] * d.H * d.dqk;
-    float* oc = att + row0[i] * d.H * d.dv;
-    if (impl == AttnImpl::Expanded) {
-      DSEEK_PROFILE("attn.expanded");
-      attend_expanded(cfg, l, a, ch, start, qc, oc, o.precision, mc);
-    } else {
-      DSEEK_PROFILE("attn.absorbed");
-      attend_absorbed(cfg, l, a, ch, start, qc, oc, mc);
+  } else {
+    for (size_t i = 0; i < chunks.size(); i++) {
+      const SeqChunk& ch = chunks[i];
+      if (ch.n == 0) continue;
+      const int64_t start = ch.cache->length();
+      const float* qc = mc.q.data() + row0[i] * d.H * d.dqk;
+      float* oc = att + row0[i] * d.H * d.dv;
+      if (formulation(ch) == AttnImpl::Expanded) {
+        DSEEK_PROFILE("attn.expanded");
+        attend_expanded(cfg, l, a, ch, start, qc, oc, o.precision, mc);
+      } else {
+        DSEEK_PROFILE("attn.absorbed");
+        attend_absorbed(cfg, l, a, ch, start, qc, oc, mc);
+      }
     }
   }
   DSEEK_PROFILE("attn.o_proj");
