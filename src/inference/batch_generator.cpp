@@ -5,6 +5,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "inference/engine.h"
 
 namespace dseek {
 
@@ -12,94 +13,86 @@ std::vector<GenerationResult> BatchGenerator::generate(const std::vector<Generat
                                                        const std::function<bool(size_t, int32_t)>& on_token,
                                                        BatchStats* stats) {
   using clock = std::chrono::steady_clock;
-  const int64_t V = fwd_.model().config.vocab_size;
   const size_t n = reqs.size();
   std::vector<GenerationResult> out(n);
   if (n == 0) return out;
-  BatchStats st;
-  std::vector<KVCache> caches(n);
-  std::vector<Sampler> samplers;
-  std::vector<std::vector<int32_t>> context(n);
-  std::vector<std::vector<float>> logits(n, std::vector<float>(static_cast<size_t>(V)));
-  for (size_t i = 0; i < n; i++) {
-    if (reqs[i].prompt.empty()) fail("generation request {} has an empty prompt", i);
-    samplers.emplace_back(reqs[i].sampling);
-    context[i] = reqs[i].prompt;
-  }
-
-  std::vector<int64_t> budget(n);  // tokens each request may generate
   for (size_t i = 0; i < n; i++)
-    budget[i] = generation_budget(fwd_.model().config, int64_t(reqs[i].prompt.size()), reqs[i].stop.max_tokens);
-  // prefill each distinct prompt once (batched), then copy its cache and logits to the duplicates
-  auto t0 = clock::now();
-  std::map<std::vector<int32_t>, size_t> first;
-  std::vector<size_t> owner(n);
-  std::vector<size_t> unique;
+    if (reqs[i].prompt.empty()) fail("generation request {} has an empty prompt", i);
+  // Requests with the same prompt and stop ids become the choices of one engine request (prefilled once), each with
+  // its own sampling parameters, seed and token budget (the engine request takes the largest; a choice that reaches
+  // its own ends there).
+  std::map<std::pair<std::vector<int32_t>, std::vector<int32_t>>, std::vector<size_t>> groups;
+  std::vector<std::vector<size_t>> order;  // groups in order of their first request
   for (size_t i = 0; i < n; i++) {
-    auto [it, inserted] = first.emplace(reqs[i].prompt, i);
-    owner[i] = it->second;
-    if (inserted) unique.push_back(i);
+    auto [it, inserted] = groups.try_emplace({reqs[i].prompt, reqs[i].stop.stop_ids});
+    if (inserted) order.emplace_back();
+    it->second.push_back(i);
   }
+  for (auto& g : order) g.clear();
   {
-    std::vector<SeqChunk> chunks;
-    for (size_t i : unique) {
-      caches[i] = fwd_.new_cache(int64_t(reqs[i].prompt.size()) + budget[i]);
-      chunks.push_back({&caches[i], reqs[i].prompt.data(), int64_t(reqs[i].prompt.size())});
-      st.prompt_tokens += int64_t(reqs[i].prompt.size());
-    }
-    std::vector<float> last(unique.size() * size_t(V));
-    fwd_.run(chunks, false, last.data());
-    for (size_t u = 0; u < unique.size(); u++)
-      std::copy(last.begin() + u * V, last.begin() + (u + 1) * V, logits[unique[u]].begin());
-    for (size_t i = 0; i < n; i++)
-      if (owner[i] != i) {
-        caches[i] = caches[owner[i]];
-        caches[i].reserve(int64_t(reqs[i].prompt.size()) + budget[i]);
-        logits[i] = logits[owner[i]];
-      }
+    std::map<size_t, size_t> first;  // first request -> group slot
+    size_t k = 0;
+    for (auto& [key, members] : groups) first[members[0]] = 0;
+    for (auto& [i, slot] : first) slot = k++;
+    for (auto& [key, members] : groups) order[first[members[0]]] = members;
   }
-  st.prefill_seconds = std::chrono::duration<double>(clock::now() - t0).count();
-
+  // Everything runs at once: one prefill step over every distinct prompt, then one decode step per token.
+  const int64_t per_token = int64_t(fwd_.new_cache(1).bytes_per_token());
+  EngineOptions eo;
+  eo.parallel = int(n);
+  eo.max_queue = int64_t(n);
+  eo.prefix_cache_bytes = 0;
+  eo.step_tokens = 0;
+  eo.kv_cache_bytes = 0;
+  BatchStats st;
+  const ModelConfig& c = fwd_.model().config;
+  std::vector<int64_t> budget(n);
+  std::vector<int64_t> group_budget;
+  for (const auto& g : order) {
+    const GenerationRequest& r = reqs[g[0]];
+    int64_t most = 0;
+    for (size_t i : g) most = std::max(most, budget[i] = generation_budget(c, int64_t(r.prompt.size()), reqs[i].stop.max_tokens));
+    group_budget.push_back(most);
+    eo.step_tokens += int64_t(r.prompt.size());
+    eo.kv_cache_bytes += int64_t(g.size()) * (int64_t(r.prompt.size()) + most) * per_token;
+    st.prompt_tokens += int64_t(r.prompt.size());
+  }
+  Engine engine(fwd_, eo);
+  std::vector<char> caller_stopped(n, 0);
+  for (size_t k = 0; k < order.size(); k++) {
+    const auto& g = order[k];
+    EngineRequest er;
+    er.prompt = reqs[g[0]].prompt;
+    er.n = int(g.size());
+    er.max_tokens = group_budget[k];
+    er.stop_ids = reqs[g[0]].stop.stop_ids;
+    for (size_t i : g) er.choice_sampling.push_back(reqs[i].sampling);
+    er.on_token = [&, g](int ch, const EngineToken& t) {
+      const size_t i = g[size_t(ch)];
+      out[i].tokens.push_back(t.id);
+      if (on_token && !on_token(i, t.id)) return !(caller_stopped[i] = 1);
+      return int64_t(out[i].tokens.size()) < budget[i];
+    };
+    er.on_finish = [&, g](int ch, const std::string& why) {
+      const size_t i = g[size_t(ch)];
+      GenerationResult& r = out[i];
+      // the engine says "stop" for a stop id, the caller's stop and this request's own budget alike
+      const auto& ids = reqs[i].stop.stop_ids;
+      const bool stop_id = !r.tokens.empty() && std::find(ids.begin(), ids.end(), r.tokens.back()) != ids.end();
+      r.stop_reason = caller_stopped[i] ? "stop" : stop_id ? "eos" : int64_t(r.tokens.size()) >= budget[i] ? "length" : why;
+    };
+    if (engine.submit(std::move(er)) == 0) fail("batch generation: the engine refused a request");
+  }
+  auto t0 = clock::now();
+  engine.step();  // admission and the prefill of every distinct prompt
   auto t1 = clock::now();
-  std::vector<bool> active(n, true);
-  std::vector<int32_t> next(n);
-  for (;;) {
-    std::vector<size_t> live;
-    // each sequence draws from its own sampler (own seed), so the draws run in parallel
-#pragma omp parallel for schedule(dynamic, 4) if (n >= 8)
-    for (size_t i = 0; i < n; i++)
-      if (active[i]) next[i] = samplers[i].sample(logits[i].data(), V, context[i]);
-    for (size_t i = 0; i < n; i++) {
-      if (!active[i]) continue;
-      const int32_t tok = next[i];
-      out[i].tokens.push_back(tok);
-      context[i].push_back(tok);
-      st.generated_tokens++;
-      const auto& stop = reqs[i].stop;
-      const bool is_stop = std::find(stop.stop_ids.begin(), stop.stop_ids.end(), tok) != stop.stop_ids.end();
-      if (on_token && !on_token(i, tok)) {
-        out[i].stop_reason = "stop";
-        active[i] = false;
-      } else if (is_stop) {
-        out[i].stop_reason = "eos";
-        active[i] = false;
-      } else if (int64_t(out[i].tokens.size()) >= budget[i]) {  // max_tokens or the end of the context
-        out[i].stop_reason = "length";
-        active[i] = false;
-      } else {
-        live.push_back(i);  // feeds next[i]
-      }
-    }
-    if (live.empty()) break;
-    std::vector<SeqChunk> chunks;
-    for (size_t i : live) chunks.push_back({&caches[i], &next[i], 1});
-    std::vector<float> step(live.size() * size_t(V));
-    fwd_.run(chunks, false, step.data());
-    for (size_t k = 0; k < live.size(); k++)
-      std::copy(step.begin() + k * V, step.begin() + (k + 1) * V, logits[live[k]].begin());
-    st.steps++;
-  }
-  st.decode_seconds = std::chrono::duration<double>(clock::now() - t1).count();
+  engine.run_until_idle();
+  auto t2 = clock::now();
+  const EngineStats es = engine.stats();
+  st.generated_tokens = es.generated_tokens;
+  st.steps = es.steps - 1;
+  st.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
+  st.decode_seconds = std::chrono::duration<double>(t2 - t1).count();
   if (stats) *stats = st;
   return out;
 }

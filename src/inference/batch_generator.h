@@ -1,6 +1,7 @@
-// Generation for many sequences at once: every decode step runs the active sequences together (one token
-// each, so the weight products are shared), each with its own latent KV cache and sampler. Identical prompts
-// (a GRPO group) are prefilled once and their caches copied.
+// Generation for many sequences at once (GRPO rollouts, eval, distillation), as a client of the serving engine
+// (engine.h): every request runs at once, the distinct prompts prefilled in one step, then one decode step per
+// token over all active sequences (the weight products shared). Requests with the same prompt (a GRPO group) are
+// the choices of one engine request: prefilled once, the cache and logits copied, each with its own seed.
 #pragma once
 #include <functional>
 #include <vector>

@@ -96,6 +96,8 @@ std::string Engine::check_fits(int64_t prompt_tokens, int64_t max_tokens, int n)
 uint64_t Engine::submit(EngineRequest r) {
   if (r.prompt.empty()) fail("engine: empty prompt");
   if (r.n < 1) fail("engine: n must be >= 1, got {}", r.n);
+  if (!r.choice_sampling.empty() && int64_t(r.choice_sampling.size()) != r.n)
+    fail("engine: {} choice_sampling entries for n = {}", r.choice_sampling.size(), r.n);
   for (int32_t t : r.prompt)
     if (t < 0 || t >= vocab_) fail("engine: prompt token {} outside the vocabulary ({})", t, vocab_);
   if (const std::string why = check_fits(int64_t(r.prompt.size()), r.max_tokens, r.n); !why.empty()) fail("{}", why);
@@ -229,7 +231,8 @@ void Engine::admit() {
     const int64_t P = int64_t(q->r.prompt.size());
     for (int c = 0; c < q->r.n; c++) {
       SamplingParams sp = q->r.sampling;
-      if (c > 0) sp.seed = hash_index(sp.seed, 0x63686f696365ull, uint64_t(c));  // "choice": independent streams
+      if (!q->r.choice_sampling.empty()) sp = q->r.choice_sampling[size_t(c)];
+      else if (c > 0) sp.seed = hash_index(sp.seed, 0x63686f696365ull, uint64_t(c));  // "choice": independent streams
       auto s = std::make_unique<Seq>(sp);
       s->req = q;
       s->choice = c;

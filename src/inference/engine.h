@@ -60,6 +60,7 @@ struct EngineRequest {
   std::vector<int32_t> prompt;
   int n = 1;                      // choices (choice 0 samples with the seed, choice i with a hash of seed and i)
   SamplingParams sampling;
+  std::vector<SamplingParams> choice_sampling;  // if given (n of them): choice i samples with these, seed included
   float frequency_penalty = 0, presence_penalty = 0;  // OpenAI's, on the tokens generated so far
   int64_t max_tokens = 16;        // per choice; prompt + max_tokens must fit the context (the caller checks)
   std::vector<int32_t> stop_ids;  // end a choice (EOS)
@@ -109,7 +110,10 @@ class Engine {
 
   void start();         // runs steps on a thread of its own
   void stop();          // the thread finishes the current step and exits; unfinished requests stay
-  void run_until_idle();  // runs steps on the calling thread until nothing is queued or running (no start())
+  // Without start(): one step on the calling thread (false when there was nothing to do), or steps until nothing
+  // is queued or running.
+  bool step();
+  void run_until_idle();
   bool idle() const;
   EngineStats stats() const;
   const Forward& forward() const { return fwd_; }
@@ -117,7 +121,6 @@ class Engine {
  private:
   struct Request;
   struct Seq;
-  bool step();  // false when there was nothing to do
   void admit();
   void sample(Seq& s, const float* logits);
   void finish(Seq& s, const std::string& reason);
