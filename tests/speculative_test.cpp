@@ -2,7 +2,9 @@
 // sampler's distribution against its own draws, and end to end: greedy output identical to plain decoding.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
+#include <map>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -113,18 +115,78 @@ TEST(Speculative, GreedyOutputEqualsPlainDecodingOnARandomModel) {
   StopConditions stop;
   stop.max_tokens = 60;
   stop.stop_ids = {};
-  for (int salt = 0; salt < 3; salt++) {
+  for (int salt = 0; salt < 6; salt++) {
+    const int k = 1 + salt % 3;  // drafts per step
     std::vector<int32_t> prompt;
-    for (int i = 0; i < 5 + 7 * salt; i++) prompt.push_back(int32_t((i * 31 + salt * 7 + 3) % 500));
+    for (int i = 0; i < 5 + 4 * salt; i++) prompt.push_back(int32_t((i * 31 + salt * 7 + 3) % 500));
     std::vector<int32_t> a, b;
     Sampler sa(greedy), sb(greedy);
     Generator(fwd).generate(prompt, sa, stop, [&](int32_t t) { a.push_back(t); return true; });
     SpeculativeStats st;
-    SpeculativeGenerator(fwd).generate(prompt, sb, stop, [&](int32_t t) { b.push_back(t); return true; }, &st);
-    EXPECT_EQ(a, b) << salt;
+    SpeculativeGenerator(fwd, k).generate(prompt, sb, stop, [&](int32_t t) { b.push_back(t); return true; }, &st);
+    EXPECT_EQ(a, b) << salt << " k " << k;
     EXPECT_GT(st.drafted, 0);
-    EXPECT_EQ(st.main_passes + 1, int64_t(b.size()) - st.accepted);  // each pass yields 1 token, 2 when accepted
+    // each pass yields its accepted drafts and one more token (the first comes from the prefill)
+    EXPECT_EQ(st.main_passes + 1, int64_t(b.size()) - st.accepted) << k;
   }
+}
+
+// Sampling at temperature 1 (top-k 3): the joint distribution of the three generated tokens is the same with and
+// without speculation (2 drafts per step), by a two-sample chi-square over the sequences (rare ones pooled). This
+// random model's MTP drafts are nearly always rejected, so what this checks is the bookkeeping at temperature > 0
+// (cache rollback, the contexts of the draft and target distributions); the acceptance rule itself is checked
+// above, where a wrong residual fails by orders of magnitude.
+TEST(Speculative, SampledTokensHaveThePlainDistribution) {
+  ModelConfig c = ModelConfig::load(test::source_dir() + "/configs/tiny.json");
+  Model m = Model::random(c, 5, DType::F32, true);
+  Forward fwd(m);
+  SamplingParams sp;
+  sp.temperature = 1.0f;
+  sp.top_k = 3;
+  StopConditions stop;
+  stop.max_tokens = 3;
+  stop.stop_ids = {};
+  const std::vector<int32_t> prompt = {7, 8, 9, 10};
+  std::map<std::vector<int32_t>, std::array<int64_t, 2>> cells;
+  const int runs = 1200;
+  SpeculativeStats total;
+  for (int r = 0; r < runs; r++)
+    for (int which = 0; which < 2; which++) {
+      sp.seed = uint64_t(r * 2 + which);
+      Sampler s(sp);
+      std::vector<int32_t> out;
+      auto take = [&](int32_t t) { out.push_back(t); return true; };
+      if (which == 0) {
+        Generator(fwd).generate(prompt, s, stop, take);
+      } else {
+        SpeculativeStats st;
+        SpeculativeGenerator(fwd, 2).generate(prompt, s, stop, take, &st);
+        total.drafted += st.drafted;
+        total.accepted += st.accepted;
+      }
+      cells[out][size_t(which)]++;
+    }
+  // sequences seen fewer than 10 times in all are pooled into one cell
+  std::vector<std::array<int64_t, 2>> pooled(1, {0, 0});
+  for (auto& [seq, n] : cells) {
+    if (n[0] + n[1] >= 10) {
+      pooled.push_back(n);
+    } else {
+      pooled[0][0] += n[0];
+      pooled[0][1] += n[1];
+    }
+  }
+  if (pooled[0][0] + pooled[0][1] == 0) pooled.erase(pooled.begin());
+  double x2 = 0;
+  for (auto& n : pooled) x2 += double((n[0] - n[1]) * (n[0] - n[1])) / double(n[0] + n[1]);
+  const int df = int(pooled.size()) - 1;
+  // chi-square quantiles at p = 1e-4 for 1..26 degrees of freedom
+  const double crit[] = {0,     15.14, 18.42, 21.11, 23.51, 25.74, 27.86, 29.88, 31.83, 33.72, 35.56, 37.37, 39.13, 40.87,
+                         42.58, 44.26, 45.92, 47.57, 49.19, 50.80, 52.39, 53.96, 55.52, 57.08, 58.61, 60.14, 61.66};
+  ASSERT_GE(df, 2);
+  ASSERT_LE(df, 26);
+  EXPECT_LT(x2, crit[df]) << pooled.size() << " cells";
+  EXPECT_GT(total.drafted, 0);
 }
 
 // End to end on a trained model: a tiny MLA + MoE + MTP model fine-tuned on three chats (its MTP module learns
@@ -165,6 +227,12 @@ TEST(Speculative, GenerateCommandOnATrainedModel) {
   ASSERT_TRUE(std::regex_search(report.out, m, std::regex(R"(speculative \(mtp\): (\d+) of (\d+) drafts accepted)"))) << report.out;
   ASSERT_GT(std::stoi(m[2]), 3) << report.out;
   EXPECT_GT(std::stod(m[1]) / std::stod(m[2]), 0.5) << report.out;
+  // three drafts per step (the MTP module chained): the same reply in fewer passes of the main model
+  const auto three = test::run_shell("(" + gen + " --speculative mtp --draft-tokens 3 2>/dev/null)");
+  EXPECT_EQ(three.out, plain.out);
+  const auto report3 = test::run_shell("(" + gen + " --speculative mtp --draft-tokens 3 2>&1 >/dev/null)");
+  ASSERT_TRUE(std::regex_search(report3.out, m, std::regex(R"(([0-9.]+) tokens per main-model pass)"))) << report3.out;
+  EXPECT_GT(std::stod(m[1]), 1.5) << report3.out;
   // a model without an MTP module is refused, naming the flag
   const auto none = test::run_dseek("generate --model '" + d / "tok" + "' --prompt x --speculative mtp");
   EXPECT_NE(none.status, 0);

@@ -85,6 +85,7 @@ void add_generate(CLI::App& app) {
     bool ignore_eos = false, print_ids = false;
     int threads = 0;
     std::string speculative;
+    int draft_tokens = 1;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* sub = app.add_subcommand("generate", "Generate from a prompt (text or ids) or chat, streaming as it goes");
@@ -112,12 +113,16 @@ void add_generate(CLI::App& app) {
   sub->add_option("--speculative", o->speculative,
                   "'mtp': the model's MTP module drafts the token after next and the main model verifies it (same "
                   "output distribution; greedy output unchanged)")->check(CLI::IsMember({"mtp"}));
+  auto* draft_opt = sub->add_option("--draft-tokens", o->draft_tokens,
+                                    "Tokens drafted per step with --speculative mtp (the one MTP module chained)")
+                        ->default_val(1)->check(CLI::Range(1, 16));
   sub->add_flag("--print-ids", o->print_ids, "Print the generated token ids (comma-separated) instead of text");
   sub->footer(
       "Sampling defaults come from the model folder's generation_config.json as transformers reads it (greedy unless\n"
       "it sets do_sample); without one, llama.cpp's: temperature 0.8, top-k 40, top-p 0.95. Flags override them.");
   add_threads_flag(*sub, o->threads);
-  sub->callback([o, ids_opt, prompt_opt, sampling_flags] {
+  sub->callback([o, ids_opt, prompt_opt, sampling_flags, draft_opt] {
+    if (draft_opt->count() && o->speculative.empty()) fail("--draft-tokens: only with --speculative mtp");
     apply_threads(o->threads);
     const bool by_ids = ids_opt->count() > 0, by_text = prompt_opt->count() > 0;
     if (!by_ids && !by_text && !o->chat) fail("generate: give --prompt-ids, --prompt or --chat");
@@ -152,7 +157,7 @@ void add_generate(CLI::App& app) {
                    defaults.source.c_str());
     Forward fwd(m);
     Generator plain_gen(fwd);
-    SpeculativeGenerator spec_gen(fwd);
+    SpeculativeGenerator spec_gen(fwd, o->draft_tokens);
     SpeculativeStats spec;
     struct {
       Generator& plain;
@@ -180,8 +185,9 @@ void add_generate(CLI::App& app) {
                    (long long)st.prompt_tokens, st.prefill_tps(), (long long)st.generated_tokens, st.decode_tps(),
                    st.stop_reason.c_str(), why.c_str());
       if (!o->speculative.empty())
-        std::fprintf(stderr, "speculative (mtp): %lld of %lld drafts accepted (%.1f%%), %.2f tokens per main-model pass\n",
-                     (long long)spec.accepted, (long long)spec.drafted, 100 * spec.acceptance(),
+        std::fprintf(stderr, "speculative (mtp): %lld of %lld drafts accepted (%.1f%%; first draft token %.1f%%), "
+                     "%.2f tokens per main-model pass\n", (long long)spec.accepted, (long long)spec.drafted,
+                     100 * spec.acceptance(), 100 * spec.first_acceptance(),
                      spec.main_passes ? double(st.generated_tokens - 1) / double(spec.main_passes) : 0.0);
     };
 

@@ -40,6 +40,9 @@ class Forward {
   // (new_mtp_cache()): row r embeds tokens[r] beside prev[r], the main model's hidden state at the same position
   // (so it predicts the token after tokens[r]). logits [vocab]: the prediction of the last row.
   void run_mtp(KVCache& cache, const int32_t* tokens, const float* prev, int64_t n, float* logits);
+  // The last run_mtp()'s block output of its last row (h^1, before the head norm): [hidden]. Chained drafts feed
+  // it back as `prev` in place of the main model's hidden state, which is not known yet.
+  const float* mtp_hidden_last() const { return mtp_scratch_.hk.data() + mtp_out_.size() - size_t(model_.config.hidden_size); }
   KVCache new_mtp_cache(int64_t capacity = 256) const {
     return KVCache(model_.config, 1, capacity, model_.config.num_hidden_layers);
   }

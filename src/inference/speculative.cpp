@@ -31,6 +31,10 @@ int32_t speculative_pick(const std::vector<float>& p, const std::vector<float>& 
   return total > 0 ? draw_from(residual, rng) : draw_from(p, rng);
 }
 
+SpeculativeGenerator::SpeculativeGenerator(Forward& fwd, int draft_tokens) : fwd_(fwd), k_(draft_tokens) {
+  if (k_ < 1) fail("--draft-tokens must be >= 1, got {}", k_);
+}
+
 GenerationStats SpeculativeGenerator::generate(const std::vector<int32_t>& prompt, Sampler& sampler,
                                                const StopConditions& stop, const std::function<bool(int32_t)>& on_token,
                                                SpeculativeStats* spec) {
@@ -42,8 +46,9 @@ GenerationStats SpeculativeGenerator::generate(const std::vector<int32_t>& promp
   GenerationStats st;
   st.prompt_tokens = P;
   const int64_t budget = generation_budget(c, P, stop.max_tokens);
-  KVCache cache = fwd_.new_cache(P + budget + 1), mtp = fwd_.new_mtp_cache(P + budget + 1);
-  std::vector<float> logits(static_cast<size_t>(2 * V)), qlogits(static_cast<size_t>(V)), p, q;
+  KVCache cache = fwd_.new_cache(P + budget + k_), mtp = fwd_.new_mtp_cache(P + budget + k_);
+  std::vector<float> logits(static_cast<size_t>((k_ + 1) * V)), qlogits(static_cast<size_t>(V)), p;
+  std::vector<std::vector<float>> q(static_cast<size_t>(k_));
   std::vector<int32_t> context = prompt;
 
   auto t0 = clock::now();
@@ -55,7 +60,6 @@ GenerationStats SpeculativeGenerator::generate(const std::vector<int32_t>& promp
 
   auto t1 = clock::now();
   st.stop_reason = "length";
-  bool done = false;
   auto emit = [&](int32_t tok) {  // false: generation ends here
     st.generated_tokens++;
     context.push_back(tok);
@@ -75,42 +79,66 @@ GenerationStats SpeculativeGenerator::generate(const std::vector<int32_t>& promp
     return true;
   };
   int32_t pending = sampler.sample(logits.data(), V, context);  // t_n: sampled, not yet fed
-  done = !emit(pending);
+  bool done = !emit(pending);
   next_tokens.push_back(pending);
+  std::vector<int32_t> feed, drafts;
   while (!done) {
-    if (st.generated_tokens + 1 >= budget) {  // room for one token only: a plain step
+    // at most the tokens still allowed after t_n, less the bonus
+    const int64_t k = std::min<int64_t>(k_, budget - st.generated_tokens - 1);
+    if (k <= 0) {  // room for one token only: a plain step
       fwd_.run({SeqChunk{&cache, &pending, 1}}, false, logits.data());
       sp.main_passes++;
       pending = sampler.sample(logits.data(), V, context);
       done = !emit(pending);
       break;
     }
-    // draft t_{n+1} with the MTP module
+    // draft d_1 .. d_k with the MTP module; only the rows from the main model's hidden states stay in its cache
+    const int64_t mtp_keep = mtp.length() + int64_t(next_tokens.size());
     fwd_.run_mtp(mtp, next_tokens.data(), hidden.data(), int64_t(next_tokens.size()), qlogits.data());
-    sampler.probabilities(qlogits.data(), V, context, q);
-    const int32_t draft = draw_from(q, sampler.rng());
-    sp.drafted++;
-    // verify: the main model on [t_n, d]
-    const int32_t feed[2] = {pending, draft};
-    fwd_.run({SeqChunk{&cache, feed, 2}}, true, logits.data());
-    sp.main_passes++;
-    sampler.probabilities(logits.data(), V, context, p);
-    bool accepted = false;
-    const int32_t tok = speculative_pick(p, q, draft, sampler.rng(), accepted);
-    if (accepted) {
-      sp.accepted++;
-      hidden.assign(fwd_.hidden(), fwd_.hidden() + 2 * D);  // h_n, h_{n+1}
-      if (!emit(draft)) break;
-      pending = sampler.sample(logits.data() + V, V, context);  // the bonus token t_{n+2} ~ p_{n+1}
-      next_tokens = {draft, pending};
-      done = !emit(pending);
-    } else {
-      cache.set_length(cache.length() - 1);  // d's row
-      hidden.assign(fwd_.hidden(), fwd_.hidden() + D);  // h_n
-      pending = tok;
-      next_tokens = {tok};
-      done = !emit(tok);
+    drafts.clear();
+    std::vector<int32_t> draft_context = context;
+    for (int64_t j = 0; j < k; j++) {
+      if (j > 0) {
+        const std::vector<float> prev(fwd_.mtp_hidden_last(), fwd_.mtp_hidden_last() + D);
+        fwd_.run_mtp(mtp, &drafts.back(), prev.data(), 1, qlogits.data());
+      }
+      sampler.probabilities(qlogits.data(), V, draft_context, q[size_t(j)]);
+      drafts.push_back(draw_from(q[size_t(j)], sampler.rng()));
+      draft_context.push_back(drafts.back());
     }
+    mtp.set_length(mtp_keep);
+    sp.drafted += k;
+    sp.first_drafted++;
+    // verify: the main model on [t_n, d_1 .. d_k]
+    feed.assign(1, pending);
+    feed.insert(feed.end(), drafts.begin(), drafts.end());
+    const int64_t n0 = cache.length();
+    fwd_.run({SeqChunk{&cache, feed.data(), k + 1}}, true, logits.data());
+    sp.main_passes++;
+    const std::vector<float> verified(fwd_.hidden(), fwd_.hidden() + (k + 1) * D);  // h_n .. h_{n+k}
+    int64_t kept = 0;  // drafts accepted
+    int32_t tok = -1;
+    for (int64_t j = 0; j < k && !done; j++) {
+      sampler.probabilities(logits.data() + j * V, V, context, p);
+      bool accepted = false;
+      tok = speculative_pick(p, q[size_t(j)], drafts[size_t(j)], sampler.rng(), accepted);
+      if (j == 0) sp.first_accepted += accepted;
+      if (!accepted) break;
+      sp.accepted++;
+      kept++;
+      done = !emit(tok);
+      tok = -1;
+    }
+    if (done) break;
+    if (kept == k) tok = sampler.sample(logits.data() + k * V, V, context);  // the bonus token ~ p_k
+    // the main cache keeps t_n and the accepted drafts; the next MTP rows pair their hidden states with the
+    // tokens that follow them
+    cache.set_length(n0 + 1 + kept);
+    hidden.assign(verified.begin(), verified.begin() + (1 + kept) * D);
+    next_tokens.assign(drafts.begin(), drafts.begin() + kept);
+    next_tokens.push_back(tok);
+    pending = tok;
+    done = !emit(tok);
   }
   st.decode_seconds = std::chrono::duration<double>(clock::now() - t1).count();
   if (spec) *spec = sp;
