@@ -5,7 +5,9 @@
 // (stream, include_usage, ignore_eos, temperature 0.8, a different seed per request) until the level's
 // --duration is up; the level then waits for the requests still in flight (aborting everything at
 // duration + 120 s). Per request it measures
-//   TTFT = time from sending the request to the first chunk whose choices[0].text is non-empty,
+//   TTFT = time from sending the request to the first chunk whose choices[0].text is non-empty (a request whose
+//          tokens all decode to no text, as a random model's ids beyond the tokenizer's vocabulary do, is counted
+//          in the tokens but not timed),
 //   TPOT = (time of the last text chunk - time of the first text chunk) / (completion_tokens - 1),
 // with completion_tokens taken from the final usage chunk. Per level it reports requests, errors, generated
 // tokens, wall time (level start to the last completion), aggregate tokens/s = tokens / wall, p50/p95 TTFT and
@@ -185,8 +187,9 @@ async function oneRequest(opts, signal) {
   if (error) return fail(error);
   if (!done) return fail('stream ended without data: [DONE]');
   if (tokens === null) return fail('no usage chunk (stream_options.include_usage ignored?)');
-  if (firstText === null) return fail('no chunk with non-empty text');
   const end = performance.now();
+  // every token decoded to no text (a random model's ids beyond its tokenizer's vocabulary): counted, not timed
+  if (firstText === null) return { ok: true, ttft: null, tpot: null, tokens, end };
   return {
     ok: true,
     ttft: firstText - t0,
@@ -250,7 +253,7 @@ async function runLevel(opts, concurrency) {
   const tokens = ok.reduce((s, r) => s + r.tokens, 0);
   const lastEnd = ok.length ? Math.max(...ok.map((r) => r.end)) : performance.now();
   const wall = (lastEnd - start) / 1000;
-  const ttfts = ok.map((r) => r.ttft);
+  const ttfts = ok.map((r) => r.ttft).filter((v) => v !== null);
   const tpots = ok.map((r) => r.tpot).filter((v) => v !== null);
   const tpotP50 = percentile(tpots, 50);
   const delta = (name) => (before && after && before.has(name) && after.has(name)
