@@ -346,8 +346,8 @@ int run_server(const ServerOptions& opt) {
   svr.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
   svr.set_payload_max_length(size_t(opt.max_body_bytes));
   svr.set_tcp_nodelay(true);  // each SSE chunk leaves at once (Nagle + delayed ACK held chunks ~40 ms)
-  // httplib closes a keep-alive connection after 5 requests by default: a client that sent its next request at that
-  // moment sees a reset (rare errors under load). Connections stay open for many requests instead.
+  // httplib closes a keep-alive connection after 5 requests by default, racing a client that sends its next request
+  // at that moment. Connections stay open for many requests instead.
   svr.set_keep_alive_max_count(100000);
   svr.set_keep_alive_timeout(5);  // also how long an idle keep-alive connection delays the exit
   routes(svr, *st);
