@@ -21,20 +21,12 @@ std::vector<GenerationResult> BatchGenerator::generate(const std::vector<Generat
   // Requests with the same prompt and stop ids become the choices of one engine request (prefilled once), each with
   // its own sampling parameters, seed and token budget (the engine request takes the largest; a choice that reaches
   // its own ends there).
-  std::map<std::pair<std::vector<int32_t>, std::vector<int32_t>>, std::vector<size_t>> groups;
-  std::vector<std::vector<size_t>> order;  // groups in order of their first request
+  std::map<std::pair<std::vector<int32_t>, std::vector<int32_t>>, size_t> group_of;  // (prompt, stop ids) -> group
+  std::vector<std::vector<size_t>> order;  // the groups' requests, groups in order of their first request
   for (size_t i = 0; i < n; i++) {
-    auto [it, inserted] = groups.try_emplace({reqs[i].prompt, reqs[i].stop.stop_ids});
+    auto [it, inserted] = group_of.try_emplace({reqs[i].prompt, reqs[i].stop.stop_ids}, order.size());
     if (inserted) order.emplace_back();
-    it->second.push_back(i);
-  }
-  for (auto& g : order) g.clear();
-  {
-    std::map<size_t, size_t> first;  // first request -> group slot
-    size_t k = 0;
-    for (auto& [key, members] : groups) first[members[0]] = 0;
-    for (auto& [i, slot] : first) slot = k++;
-    for (auto& [key, members] : groups) order[first[members[0]]] = members;
+    order[it->second].push_back(i);
   }
   // Everything runs at once: one prefill step over every distinct prompt, then one decode step per token.
   const int64_t per_token = int64_t(fwd_.new_cache(1).bytes_per_token());

@@ -27,10 +27,7 @@ void apply_frequency_presence(float* logits, int64_t vocab, const std::vector<in
 }
 
 EngineToken token_logprobs(const float* logits, int64_t V, int32_t chosen, int k) {
-  const float mx = *std::max_element(logits, logits + V);
-  double sum = 0;
-  for (int64_t i = 0; i < V; i++) sum += std::exp(double(logits[i] - mx));
-  const double lse = double(mx) + std::log(sum);
+  const double lse = log_sum_exp(logits, V);
   EngineToken t;
   t.id = chosen;
   t.logprob = float(double(logits[chosen]) - lse);
@@ -73,7 +70,11 @@ struct Engine::Seq {
 };
 
 Engine::Engine(Forward& fwd, EngineOptions opt)
-    : fwd_(fwd), opt_(opt), vocab_(fwd.model().config.vocab_size), prefix_(opt.prefix_block, opt.prefix_cache_bytes) {
+    : fwd_(fwd),
+      opt_(opt),
+      vocab_(fwd.model().config.vocab_size),
+      kv_token_bytes_(int64_t(fwd.new_cache(1).bytes_per_token())),
+      prefix_(opt.prefix_block, opt.prefix_cache_bytes) {
   if (opt_.parallel < 1) fail("engine: parallel must be >= 1, got {}", opt_.parallel);
   if (opt_.step_tokens < 1) fail("engine: step_tokens must be >= 1, got {}", opt_.step_tokens);
   stats_.kv_bytes_limit = opt_.kv_cache_bytes;
@@ -84,8 +85,7 @@ Engine::~Engine() { stop(); }
 std::string Engine::check_fits(int64_t prompt_tokens, int64_t max_tokens, int n) const {
   if (n > opt_.parallel)
     return fmt::format("n = {} choices is more than the server decodes together (--parallel {})", n, opt_.parallel);
-  const int64_t per_token = int64_t(fwd_.new_cache(1).bytes_per_token());
-  const int64_t need = int64_t(n) * (prompt_tokens + max_tokens) * per_token;
+  const int64_t need = int64_t(n) * (prompt_tokens + max_tokens) * kv_token_bytes_;
   if (need > opt_.kv_cache_bytes)
     return fmt::format("{} choice(s) of {} prompt + {} completion tokens need {:.1f} MiB of KV cache, more than the "
                        "server's {:.1f} MiB (--kv-cache-mib)", n, prompt_tokens, max_tokens, double(need) / (1 << 20),
@@ -205,10 +205,9 @@ void Engine::admit() {
       }
     int64_t slots = opt_.parallel - int64_t(running_.size());
     int64_t kv_free = opt_.kv_cache_bytes - stats_.kv_bytes_used;
-    const int64_t per_token = int64_t(fwd_.new_cache(1).bytes_per_token());
     while (!waiting_.empty()) {
       auto& q = waiting_.front();
-      const int64_t need = q->r.n * (int64_t(q->r.prompt.size()) + q->budget) * per_token;
+      const int64_t need = q->r.n * (int64_t(q->r.prompt.size()) + q->budget) * kv_token_bytes_;
       if (q->r.n > slots || need > kv_free) break;  // first come, first served
       slots -= q->r.n;
       kv_free -= need;
@@ -226,7 +225,6 @@ void Engine::admit() {
     stats_.requests_finished++;
     stats_.requests_cancelled++;
   }
-  const int64_t per_token = int64_t(fwd_.new_cache(1).bytes_per_token());
   for (auto& q : admitted) {
     const int64_t P = int64_t(q->r.prompt.size());
     for (int c = 0; c < q->r.n; c++) {
@@ -237,7 +235,7 @@ void Engine::admit() {
       s->req = q;
       s->choice = c;
       s->context = q->r.prompt;
-      s->kv_bytes = (P + q->budget) * per_token;
+      s->kv_bytes = (P + q->budget) * kv_token_bytes_;
       if (q->r.constraint) s->constraint = q->r.constraint();
       if (c == 0) {
         s->cache = fwd_.new_cache(P + q->budget);
@@ -258,15 +256,17 @@ void Engine::admit() {
 
 void Engine::sample(Seq& s, const float* row) {
   Request& q = *s.req;
-  std::vector<float> l(row, row + vocab_);
+  // the row is shared by the choices of a request and the sampler edits it: a copy per draw
+  std::vector<float>& l = sample_logits_;
+  l.assign(row, row + vocab_);
   if (s.constraint) s.constraint->mask(l.data(), vocab_, q.budget - int64_t(s.generated.size()));
-  std::vector<float> raw;
-  if (q.r.logprobs >= 0) raw = l;  // the model's distribution (restricted to what the constraint allows)
+  if (q.r.logprobs >= 0) sample_raw_ = l;  // the model's distribution (restricted to what the constraint allows)
   apply_frequency_presence(l.data(), vocab_, s.generated, q.r.frequency_penalty, q.r.presence_penalty);
   const int32_t id = s.sampler.sample(l.data(), vocab_, s.context);
   if (s.constraint) s.constraint->accept(id);
+  step_sampled_++;
   EngineToken t;
-  if (q.r.logprobs >= 0) t = token_logprobs(raw.data(), vocab_, id, q.r.logprobs);
+  if (q.r.logprobs >= 0) t = token_logprobs(sample_raw_.data(), vocab_, id, q.r.logprobs);
   t.id = id;
   t.is_stop_id = std::find(q.r.stop_ids.begin(), q.r.stop_ids.end(), id) != q.r.stop_ids.end();
   s.generated.push_back(id);
@@ -299,7 +299,8 @@ bool Engine::step() {
     if (s->req->cancelled) finish(*s, "cancelled");
   std::vector<Seq*> rows;
   std::vector<SeqChunk> chunks;
-  int64_t prefill_left = opt_.step_tokens, generated_before = 0;
+  int64_t prefill_left = opt_.step_tokens;
+  step_sampled_ = 0;
   for (auto& s : running_)
     if (!s->done && s->phase == Seq::Phase::Decode) {
       rows.push_back(s.get());
@@ -336,7 +337,6 @@ bool Engine::step() {
               sample(*f, row);
             }
         }
-        generated_before++;
         sample(s, row);
       }
     } catch (const std::exception& e) {
@@ -357,9 +357,9 @@ bool Engine::step() {
   stats_.steps++;
   stats_.busy_seconds += t1 - t0;
   stats_.prefilled_tokens += prefilled;
-  stats_.generated_tokens += generated_before;
+  stats_.generated_tokens += step_sampled_;
   stats_.prefix = prefix_.stats();
-  recent_.push_back({t1, generated_before});
+  recent_.push_back({t1, step_sampled_});
   while (!recent_.empty() && recent_.front().first < t1 - 10) recent_.pop_front();
   int64_t sum = 0;
   for (auto& [t, n] : recent_) sum += n;

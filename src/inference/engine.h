@@ -129,9 +129,13 @@ class Engine {
   Forward& fwd_;
   EngineOptions opt_;
   int64_t vocab_;
+  int64_t kv_token_bytes_;  // KV cache bytes of one token (every layer)
   PrefixCache prefix_;
-  std::vector<std::unique_ptr<Seq>> running_;  // engine thread only
-  std::vector<float> logits_;
+  // engine thread only
+  std::vector<std::unique_ptr<Seq>> running_;
+  std::vector<float> logits_;                     // [chunks, vocab] of a step
+  std::vector<float> sample_logits_, sample_raw_;  // [vocab] one draw's logits, and before penalties (logprobs)
+  int64_t step_sampled_ = 0;                      // tokens sampled in the current step (forked choices included)
 
   mutable std::mutex mu_;  // guards waiting_, live_, stats_, stop_
   std::condition_variable cv_;

@@ -15,6 +15,25 @@ int64_t generation_budget(const ModelConfig& c, int64_t prompt_len, int64_t max_
   return std::min(max_tokens, ctx - prompt_len);
 }
 
+bool continue_after(int32_t tok, const StopConditions& stop, int64_t budget,
+                    const std::function<bool(int32_t)>& on_token, GenerationStats& st) {
+  const bool is_stop = std::find(stop.stop_ids.begin(), stop.stop_ids.end(), tok) != stop.stop_ids.end();
+  if (!on_token(tok)) {
+    st.stop_reason = "stop";
+    return false;
+  }
+  if (is_stop) {
+    st.stop_reason = "eos";
+    return false;
+  }
+  if (st.generated_tokens >= budget) {
+    st.stop_reason = "length";
+    st.context_full = budget < stop.max_tokens;
+    return false;
+  }
+  return true;
+}
+
 GenerationStats Generator::generate(const std::vector<int32_t>& prompt, Sampler& sampler, const StopConditions& stop,
                                     const std::function<bool(int32_t)>& on_token) {
   using clock = std::chrono::steady_clock;
@@ -37,19 +56,7 @@ GenerationStats Generator::generate(const std::vector<int32_t>& prompt, Sampler&
     const int32_t tok = sampler.sample(logits.data(), V, context);
     st.generated_tokens++;
     context.push_back(tok);
-    const bool is_stop = std::find(stop.stop_ids.begin(), stop.stop_ids.end(), tok) != stop.stop_ids.end();
-    if (!on_token(tok)) {
-      st.stop_reason = "stop";
-      break;
-    }
-    if (is_stop) {
-      st.stop_reason = "eos";
-      break;
-    }
-    if (st.generated_tokens >= budget) {
-      st.context_full = budget < stop.max_tokens;
-      break;
-    }
+    if (!continue_after(tok, stop, budget, on_token, st)) break;
     fwd_.run({SeqChunk{&cache, &context.back(), 1}}, false, logits.data());
   }
   st.decode_seconds = std::chrono::duration<double>(clock::now() - t1).count();

@@ -19,6 +19,13 @@ struct StopConditions {
 // the positions the model was built for (max_position_embeddings); a prompt that fills them is an error.
 int64_t generation_budget(const ModelConfig& c, int64_t prompt_len, int64_t max_tokens);
 
+struct GenerationStats;
+// After a generated token `tok` (already counted in st.generated_tokens and passed to nothing else): whether
+// generation goes on. If not, st.stop_reason says why, checked in this order: on_token returned false ("stop"), a
+// stop id ("eos"), the budget ("length"; st.context_full when the context, not max_tokens, set the budget).
+bool continue_after(int32_t tok, const StopConditions& stop, int64_t budget,
+                    const std::function<bool(int32_t)>& on_token, GenerationStats& st);
+
 struct GenerationStats {
   int64_t prompt_tokens = 0, generated_tokens = 0;
   double prefill_seconds = 0, decode_seconds = 0;

@@ -46,11 +46,10 @@ void PrefixCache::store(const std::vector<int32_t>& tokens, int64_t n, const KVC
   uint64_t parent = 0;
   for (int64_t t = 0; t + block_ <= n; t += block_) {
     const uint64_t k = key(parent, tokens.data() + t);
-    auto it = blocks_.find(k);
-    if (it != blocks_.end()) {
-      if (it->second.parent != parent || !std::equal(it->second.tokens.begin(), it->second.tokens.end(), tokens.data() + t))
-        return;  // a hash collision: keep the stored block, stop here
-      lru_.splice(lru_.begin(), lru_, it->second.lru);
+    if (blocks_.count(k)) {
+      const Block* b = find(parent, k, tokens.data() + t);
+      if (!b) return;  // a hash collision: keep the stored block, stop here
+      lru_.splice(lru_.begin(), lru_, b->lru);
     } else {
       evict_to(limit_ - block_bytes);
       Block b;

@@ -10,11 +10,11 @@
 
 namespace dseek {
 
-float log_softmax_at(const float* logits, int64_t vocab, int32_t token) {
-  float mx = *std::max_element(logits, logits + vocab);
+double log_sum_exp(const float* logits, int64_t vocab) {
+  const float mx = *std::max_element(logits, logits + vocab);
   double sum = 0;
   for (int64_t i = 0; i < vocab; i++) sum += std::exp(double(logits[i] - mx));
-  return float(double(logits[token] - mx) - std::log(sum));
+  return double(mx) + std::log(sum);
 }
 
 void check_sampling_params(const SamplingParams& p, const std::function<std::string(std::string_view)>& named) {

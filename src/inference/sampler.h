@@ -46,7 +46,7 @@ class Sampler {
   std::vector<float> probs_;
 };
 
-// log-softmax of logits (for log-probabilities of sampled tokens).
-float log_softmax_at(const float* logits, int64_t vocab, int32_t token);
+// log sum_i exp(logits[i]): log-probabilities are logits[t] minus it.
+double log_sum_exp(const float* logits, int64_t vocab);
 
 }  // namespace dseek

@@ -63,20 +63,7 @@ GenerationStats SpeculativeGenerator::generate(const std::vector<int32_t>& promp
   auto emit = [&](int32_t tok) {  // false: generation ends here
     st.generated_tokens++;
     context.push_back(tok);
-    const bool is_stop = std::find(stop.stop_ids.begin(), stop.stop_ids.end(), tok) != stop.stop_ids.end();
-    if (!on_token(tok)) {
-      st.stop_reason = "stop";
-      return false;
-    }
-    if (is_stop) {
-      st.stop_reason = "eos";
-      return false;
-    }
-    if (st.generated_tokens >= budget) {
-      st.context_full = budget < stop.max_tokens;
-      return false;
-    }
-    return true;
+    return continue_after(tok, stop, budget, on_token, st);
   };
   int32_t pending = sampler.sample(logits.data(), V, context);  // t_n: sampled, not yet fed
   bool done = !emit(pending);

@@ -71,13 +71,17 @@ json CompletionStream::logprob_entry(const EngineToken& t) const {
 }
 
 void CompletionStream::emit_text(int c, const std::string& visible, json lp) {
-  Choice& ch = choices_[size_t(c)];
   std::vector<ReasoningStream::Part> parts;
   if (meta_.chat) {
-    parts = ch.reasoning.push(visible);
+    parts = choices_[size_t(c)].reasoning.push(visible);
   } else if (!visible.empty()) {
     parts.push_back({false, visible});
   }
+  emit_parts(c, parts, std::move(lp));
+}
+
+void CompletionStream::emit_parts(int c, const std::vector<ReasoningStream::Part>& parts, json lp) {
+  Choice& ch = choices_[size_t(c)];
   // a completions logprobs entry
   json clp;
   if (!lp.is_null() && !meta_.chat) {
@@ -139,17 +143,7 @@ void CompletionStream::on_finish(int c, const std::string& reason) {
     const std::string rest = ch.stops.push(ch.decoder->flush());
     emit_text(c, rest + (ch.stops.stopped() ? "" : ch.stops.flush()), json());
   }
-  if (meta_.chat) {  // what the reasoning splitter still holds
-    for (const auto& p : ch.reasoning.flush()) {
-      (p.reasoning ? ch.reasoning_text : ch.content) += p.text;
-      if (meta_.stream && !p.text.empty()) {
-        json chunk = chunk_base();
-        chunk["choices"] = json::array({{{"index", c}, {"delta", {{p.reasoning ? "reasoning_content" : "content", p.text}}},
-                                         {"logprobs", nullptr}, {"finish_reason", nullptr}}});
-        send(chunk);
-      }
-    }
-  }
+  if (meta_.chat) emit_parts(c, ch.reasoning.flush(), json());  // what the reasoning splitter still holds
   ch.finish_reason = reason == "length" ? "length" : "stop";
   if (meta_.stream) {
     json chunk = chunk_base();

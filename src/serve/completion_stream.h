@@ -59,7 +59,10 @@ class CompletionStream {
     Choice(const Tokenizer& tok, std::vector<std::string> stop, bool opened)
         : decoder(std::make_unique<StreamDecoder>(tok, true)), stops(std::move(stop)), reasoning(opened) {}
   };
-  void emit_text(int choice, const std::string& visible, nlohmann::json logprobs);  // engine thread, mu_ held
+  // Engine thread, mu_ held: text that passed the stop strings (split into reasoning and answer for chat), or
+  // parts already split; logprobs: the token's entry or null.
+  void emit_text(int choice, const std::string& visible, nlohmann::json logprobs);
+  void emit_parts(int choice, const std::vector<ReasoningStream::Part>& parts, nlohmann::json logprobs);
   void send(const nlohmann::json& chunk);  // mu_ held
   nlohmann::json chunk_base() const;
   nlohmann::json logprob_entry(const EngineToken& t) const;
