@@ -345,6 +345,12 @@ int run_server(const ServerOptions& opt) {
   const int threads = opt.http_threads > 0 ? opt.http_threads : int(opt.parallel + opt.max_queue + 8);
   svr.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
   svr.set_payload_max_length(size_t(opt.max_body_bytes));
+  // SO_REUSEADDR only: httplib's default SO_REUSEPORT let a second server bind a port already in use and share its
+  // connections instead of failing with an error
+  svr.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   svr.set_tcp_nodelay(true);  // each SSE chunk leaves at once (Nagle + delayed ACK held chunks ~40 ms)
   // httplib closes a keep-alive connection after 5 requests by default, racing a client that sends its next request
   // at that moment. Connections stay open for many requests instead.
@@ -358,7 +364,14 @@ int run_server(const ServerOptions& opt) {
   } else if (!svr.bind_to_port(opt.host, port)) {
     fail("--port {}: cannot listen on {}:{} (in use, or not an address of this machine)", port, opt.host, port);
   }
-  std::thread http([&svr] { svr.listen_after_bind(); });
+  std::atomic<bool> listen_returned{false};
+  std::thread http([&svr, &listen_returned] {
+    svr.listen_after_bind();
+    listen_returned = true;
+  });
+  // svr.stop() before the accept loop has started would be lost (and the loop would then wait forever): stop, on
+  // a load error or a signal, only once it runs
+  while (!svr.is_running() && !listen_returned) std::this_thread::sleep_for(std::chrono::milliseconds(1));
 
   // SIGTERM/SIGINT: new requests get 503, and the server stops once the running ones are done (polled here, so
   // no thread outlives this function); a second signal stops it at once.

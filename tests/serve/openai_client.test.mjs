@@ -306,6 +306,24 @@ test('prefix cache: a repeated long prompt is served from cached blocks with the
   assert.equal(b.choices[0].text, a.choices[0].text);
 });
 
+test('a model folder the server cannot load is one clear error and exit 1, not a hang', async () => {
+  dseek(['init', '--config', 'tiny.json', '--out', 'no-tokenizer']);
+  const p = spawn(bin, ['serve', '--model', 'no-tokenizer', '--port', '0'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  p.stderr.on('data', (d) => { err += d; });
+  const code = await new Promise((resolve) => {
+    const timer = setTimeout(() => { p.kill('SIGKILL'); resolve('hung'); }, 20000);
+    p.on('exit', (c) => { clearTimeout(timer); resolve(c); });
+  });
+  assert.equal(code, 1, err);
+  assert.match(err, /dseek: error: .*no tokenizer\.json/);
+  // a port in use (the running server's) is an error naming the flag
+  const busy = spawnSync(bin, ['serve', '--model', 'run/final', '--port', String(port)], { cwd: dir, encoding: 'utf8',
+                                                                                        timeout: 20000 });
+  assert.equal(busy.status, 1, busy.stderr);
+  assert.match(busy.stderr, new RegExp(`--port ${port}: cannot listen`));
+});
+
 test('SIGTERM: running requests finish, then the process exits 0', async () => {
   const running = client.completions.create({ model: 'tiny', prompt: 'Say', max_tokens: 2500, ignore_eos: true });
   await new Promise((r) => setTimeout(r, 30));
